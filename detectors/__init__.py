@@ -1,0 +1,1 @@
+"""Person, face-mesh and pose detectors behind one protocol, fully offline."""

@@ -1,0 +1,9 @@
+"""CLI commands of the `detectors` package (registered by pipeline.cli)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this package's subcommands."""

@@ -1,0 +1,1 @@
+"""Parquet schemas, deterministic WebDataset shards, verification and statistics."""
