@@ -1,0 +1,251 @@
+"""One result record per image: persons, face meshes, poses, gate verdicts, model ids.
+
+Coordinates are full-resolution pixel (x, y) with pixel centres at integers; boxes are
+(x0, y0, x1, y1) of the outer pixel edges, so a box covering the whole image is
+(-0.5, -0.5, w - 0.5, h - 0.5). Depths (z) are relative and in the same pixel units
+as x (MediaPipe convention: smaller z is closer to the camera).
+``to_row`` / ``from_row`` round-trip losslessly through ``manifests.detections.DETECTIONS_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.reasons import NO_FACE
+from manifests.detections import (
+    DETECTIONS_SCHEMA_VERSION,
+    FACE_POINTS,
+    PERSON_KEYPOINTS,
+    POSE_POINTS,
+)
+
+
+def _f32(array: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A read-only float32 copy of ``array`` reshaped to ``shape``; ValueError on a size mismatch."""
+    out = np.array(array, dtype=np.float32)
+    if out.size != int(np.prod(shape)):
+        raise ValueError(f"{what}: expected {int(np.prod(shape))} values for shape {shape}, got {out.size}")
+    out = out.reshape(shape)
+    out.flags.writeable = False
+    return out
+
+
+def _flat(array: np.ndarray) -> list[float]:
+    return array.reshape(-1).tolist()
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A model actually used: name, file path and sha256 of the file."""
+
+    name: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One quality gate: ``passed`` compares ``value`` with ``threshold``; ``code`` names the failure."""
+
+    code: str
+    passed: bool
+    value: float
+    threshold: float
+
+
+@dataclass(frozen=True, eq=False)
+class Person:
+    """A person box (4,) float32, its score and YOLO's 17 COCO keypoints (17, 3) float32 (x, y, conf)."""
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "box", _f32(self.box, (4,), "person box"))
+        object.__setattr__(self, "keypoints", _f32(self.keypoints, (PERSON_KEYPOINTS, 3), "person keypoints"))
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = (float(v) for v in self.box)
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A 478-point face mesh (478, 3) float32 (x, y, z) assigned to ``person_index``.
+
+    ``box`` is the landmarks' bounding box; yaw/pitch/roll in degrees (detectors.headpose);
+    ``inter_ocular`` is the distance between the two eye centres in pixels;
+    ``verdicts`` are this face's gates.
+    """
+
+    person_index: int
+    landmarks: np.ndarray
+    box: np.ndarray
+    score: float
+    yaw: float
+    pitch: float
+    roll: float
+    inter_ocular: float
+    verdicts: tuple[GateVerdict, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "landmarks", _f32(self.landmarks, (FACE_POINTS, 3), "face landmarks"))
+        object.__setattr__(self, "box", _f32(self.box, (4,), "face box"))
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+@dataclass(frozen=True, eq=False)
+class Pose:
+    """MediaPipe's 33 pose landmarks (33, 4) float32 (x, y, z, visibility) of ``person_index``."""
+
+    person_index: int
+    landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "landmarks", _f32(self.landmarks, (POSE_POINTS, 4), "pose landmarks"))
+
+
+@dataclass(frozen=True, eq=False)
+class PortraitDetections:
+    """Everything detected on one image, with gate verdicts under ``people_policy``.
+
+    ``image_size`` and ``detect_size`` are (w, h); ``scale`` = detect long side / image long
+    side (1.0 when the image was not downscaled). Persons are sorted by box area, largest first.
+    """
+
+    schema_version: int
+    image_size: tuple[int, int]
+    detect_size: tuple[int, int]
+    scale: float
+    people_policy: str
+    persons: tuple[Person, ...]
+    faces: tuple[Face, ...]
+    poses: tuple[Pose, ...]
+    verdicts: tuple[GateVerdict, ...]
+    models: tuple[ModelId, ...]
+
+    def usable_faces(self) -> tuple[int, ...]:
+        """Indices into ``faces`` usable under the policy: image gates and all face gates pass."""
+        if not all(v.passed for v in self.verdicts):
+            return ()
+        return tuple(
+            i for i, face in enumerate(self.faces)
+            if face.passed and (self.people_policy != "largest" or face.person_index == 0)
+        )
+
+    def reject_reason(self) -> str | None:
+        """None when a face is usable, else the reason code of the first failing gate."""
+        if self.usable_faces():
+            return None
+        for verdict in self.verdicts:
+            if not verdict.passed:
+                return verdict.code
+        considered = [f for f in self.faces if self.people_policy != "largest" or f.person_index == 0]
+        for face in considered:
+            for verdict in face.verdicts:
+                if not verdict.passed:
+                    return verdict.code
+        return NO_FACE
+
+    def to_row(self) -> dict[str, Any]:
+        """Plain-Python row for ``DETECTIONS_SCHEMA`` (without the ``source_id`` key column)."""
+        return {
+            "schema_version": self.schema_version,
+            "image_width": self.image_size[0],
+            "image_height": self.image_size[1],
+            "detect_width": self.detect_size[0],
+            "detect_height": self.detect_size[1],
+            "scale": self.scale,
+            "people_policy": self.people_policy,
+            "persons": [
+                {"box": _flat(p.box), "score": p.score, "keypoints": _flat(p.keypoints)} for p in self.persons
+            ],
+            "faces": [
+                {
+                    "person_index": f.person_index, "landmarks": _flat(f.landmarks), "box": _flat(f.box),
+                    "score": f.score, "yaw": f.yaw, "pitch": f.pitch, "roll": f.roll,
+                    "inter_ocular": f.inter_ocular, "verdicts": [_verdict_row(v) for v in f.verdicts],
+                }
+                for f in self.faces
+            ],
+            "poses": [{"person_index": p.person_index, "landmarks": _flat(p.landmarks)} for p in self.poses],
+            "verdicts": [_verdict_row(v) for v in self.verdicts],
+            "models": [{"name": m.name, "path": m.path, "sha256": m.sha256} for m in self.models],
+            "usable_faces": list(self.usable_faces()),
+            "reject_reason": self.reject_reason(),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PortraitDetections:
+        """Inverse of :meth:`to_row`; extra keys (``source_id``) are ignored, derived ones checked."""
+        if row["schema_version"] != DETECTIONS_SCHEMA_VERSION:
+            raise ValueError(
+                f"detections schema_version {row['schema_version']} != supported {DETECTIONS_SCHEMA_VERSION}"
+            )
+        record = cls(
+            schema_version=int(row["schema_version"]),
+            image_size=(int(row["image_width"]), int(row["image_height"])),
+            detect_size=(int(row["detect_width"]), int(row["detect_height"])),
+            scale=float(row["scale"]),
+            people_policy=str(row["people_policy"]),
+            persons=tuple(Person(p["box"], float(p["score"]), p["keypoints"]) for p in row["persons"]),
+            faces=tuple(
+                Face(
+                    person_index=int(f["person_index"]), landmarks=f["landmarks"], box=f["box"],
+                    score=float(f["score"]), yaw=float(f["yaw"]), pitch=float(f["pitch"]),
+                    roll=float(f["roll"]), inter_ocular=float(f["inter_ocular"]),
+                    verdicts=tuple(_verdict(v) for v in f["verdicts"]),
+                )
+                for f in row["faces"]
+            ),
+            poses=tuple(Pose(int(p["person_index"]), p["landmarks"]) for p in row["poses"]),
+            verdicts=tuple(_verdict(v) for v in row["verdicts"]),
+            models=tuple(ModelId(m["name"], m["path"], m["sha256"]) for m in row["models"]),
+        )
+        derived = (list(record.usable_faces()), record.reject_reason())
+        if derived != (list(row["usable_faces"]), row["reject_reason"]):
+            raise ValueError(f"row's usable_faces/reject_reason disagree with its verdicts: {derived}")
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        """Readable JSON document (nested point lists) for the CLI."""
+        detector = self.models[0].name if self.models else ""
+        return {
+            "image_size": list(self.image_size),
+            "detect_size": list(self.detect_size),
+            "scale": self.scale,
+            "people_policy": self.people_policy,
+            "persons": [
+                {"box": p.box.tolist(), "score": p.score, "detector": detector, "keypoints": p.keypoints.tolist()}
+                for p in self.persons
+            ],
+            "faces": [
+                {
+                    "person_index": f.person_index, "box": f.box.tolist(), "score": f.score,
+                    "yaw": f.yaw, "pitch": f.pitch, "roll": f.roll, "inter_ocular": f.inter_ocular,
+                    "verdicts": [_verdict_row(v) for v in f.verdicts], "landmarks": f.landmarks.tolist(),
+                }
+                for f in self.faces
+            ],
+            "poses": [{"person_index": p.person_index, "landmarks": p.landmarks.tolist()} for p in self.poses],
+            "verdicts": [_verdict_row(v) for v in self.verdicts],
+            "usable_faces": list(self.usable_faces()),
+            "reject_reason": self.reject_reason(),
+            "models": [{"name": m.name, "path": m.path, "sha256": m.sha256} for m in self.models],
+        }
+
+
+def _verdict_row(v: GateVerdict) -> dict[str, Any]:
+    return {"code": v.code, "passed": v.passed, "value": v.value, "threshold": v.threshold}
+
+
+def _verdict(row: dict[str, Any]) -> GateVerdict:
+    return GateVerdict(str(row["code"]), bool(row["passed"]), float(row["value"]), float(row["threshold"]))
