@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 
 from detectors.geometry import check_rgb
 from detectors.modelfiles import embedded_yolo_weights, model_id
@@ -49,6 +50,11 @@ class YoloPersonDetector:
         ident = model_id(path.stem, path)
         os.environ["YOLO_OFFLINE"] = "1"
         from ultralytics import YOLO
+        from ultralytics.utils import patches
+
+        # ultralytics replaces PIL.Image.open process-wide with a wrapper that tries to
+        # pip-install a HEIF plugin on unknown files; put Pillow's own back.
+        PIL.Image.open = patches._image_open
 
         model = YOLO(str(path), task="pose")
         if model.task != "pose":

@@ -33,6 +33,7 @@ import functools
 import hashlib
 import io
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,10 +181,25 @@ def encode_image(rgb: np.ndarray, fmt: ImageFormat) -> bytes:
     raise ValueError(f"unknown image format {fmt!r}; expected one of {sorted(FILE_EXTENSIONS)}")
 
 
+def pil_open(fp, formats=None) -> Image.Image:
+    """Pillow's own ``Image.open``, even where a library has replaced it.
+
+    Importing ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that,
+    on an unidentified file, tries to pip-install a HEIF plugin (a network call, and a
+    ModuleNotFoundError offline) instead of raising UnidentifiedImageError.
+    """
+    opener = Image.open
+    if getattr(opener, "__module__", "PIL.Image") != "PIL.Image":
+        opener = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+        if opener is None:
+            raise RuntimeError(f"PIL.Image.open was replaced by {Image.open.__module__} and the original is unknown")
+    return opener(fp, formats=formats)
+
+
 def _open_header(data: bytes) -> Image.Image:
     """Parse the header only (no pixels) with the supported plugins."""
     try:
-        return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        return pil_open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("too_large", str(exc)) from exc
     except UnidentifiedImageError:
@@ -200,7 +216,7 @@ def _open_header(data: bytes) -> Image.Image:
 def _identify_any_format(data: bytes) -> str | None:
     """Format name if any Pillow plugin parses the header, else None."""
     try:
-        with Image.open(io.BytesIO(data)) as other:
+        with pil_open(io.BytesIO(data)) as other:
             return other.format
     except Image.DecompressionBombError:
         return "an oversized image"

@@ -387,3 +387,13 @@ def _linear_srgb_icc() -> bytes:
         + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48
     )
     return header + struct.pack(">I", len(tags)) + table + body
+
+
+def test_garbage_is_still_rejected_after_ultralytics_patches_pillow():
+    import PIL.Image
+    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open on import)
+
+    assert PIL.Image.open.__module__ != "PIL.Image"
+    with pytest.raises(ImageRejected) as info:
+        decode_image(b"definitely not an image, just text bytes")
+    assert info.value.code == "undecodable"
