@@ -1,0 +1,55 @@
+"""Shared test fixtures: real photos shipped by installed packages and their landmark fixtures
+(tests/fixtures/landmarks_*.json, made by tests/fixtures/make_landmarks.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from warps.landmarks import Landmarks
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def package_file(package: str, relative: str) -> Path:
+    """A file inside an installed package, e.g. ("skimage", "data/astronaut.png")."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None, package
+    return Path(spec.origin).parent / relative
+
+
+PHOTOS = {
+    "astronaut.png": package_file("skimage", "data/astronaut.png"),
+    "bus.jpg": package_file("ultralytics", "assets/bus.jpg"),
+}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def landmark_fixture(name: str) -> tuple[np.ndarray, Landmarks]:
+    """(RGB photo, Landmarks) of ``landmarks_<name>.json``."""
+    record = json.loads((FIXTURES / f"landmarks_{name}.json").read_text())
+    image = read_rgb(PHOTOS[record["image"]])
+    assert [image.shape[1], image.shape[0]] == record["image_size"]
+    return image, Landmarks.from_dict(record)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> tuple[np.ndarray, Landmarks]:
+    """skimage's astronaut (512x512 portrait) with face mesh, pose and person box."""
+    return landmark_fixture("astronaut")
+
+
+@pytest.fixture(scope="session")
+def bus_person() -> tuple[np.ndarray, Landmarks]:
+    """ultralytics' bus.jpg (810x1080) with the pose and box of one full-body person (no face)."""
+    return landmark_fixture("bus")

@@ -1,0 +1,212 @@
+"""Chains of catalog ops composed into one warp field, with a fold check per op.
+
+Op k+1 reads the landmarks carried through op k's field (``forward_points``), never
+re-detected; all fields compose with ``then`` so the image is resampled once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from warps.catalog import CATALOG, Anchors, OpCall, OpSpec, op_anchors, ops_for_subset
+from warps.field import DEFAULT_STEP, WarpField, solve_backward
+from warps.landmarks import Landmarks
+from warps.region import EditRegion, edit_region
+
+
+class FoldError(ValueError):
+    """An op folds the image even at strength +-1 (min Jacobian below the threshold)."""
+
+
+@dataclass(frozen=True)
+class WarpSettings:
+    """How ops are solved and checked. ``min_jacobian``: an op whose backward map has a
+    smaller Jacobian determinant anywhere is clamped; ``blend_blur_fraction``: blend mask
+    blur kernel as a fraction of the longer image side."""
+
+    mls_kind: Literal["affine", "similarity", "rigid"] = "similarity"
+    alpha: float = 1.0
+    grid_step: int = DEFAULT_STEP
+    region_threshold_px: float = 0.5
+    min_jacobian: float = 0.2
+    blend_blur_fraction: float = 0.05
+    min_pose_visibility: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mls_kind not in ("affine", "similarity", "rigid"):
+            raise ValueError(f"mls_kind must be affine, similarity or rigid, got {self.mls_kind!r}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if self.grid_step < 1:
+            raise ValueError(f"grid_step must be >= 1, got {self.grid_step}")
+        if not 0 < self.min_jacobian < 1:
+            raise ValueError(f"min_jacobian must lie in (0, 1), got {self.min_jacobian}")
+        if not 0 <= self.min_pose_visibility <= 1:
+            raise ValueError(f"min_pose_visibility must lie in [0, 1], got {self.min_pose_visibility}")
+
+
+@dataclass(frozen=True)
+class StrengthSpec:
+    """Strength distribution for :func:`sample_chain`: magnitude uniform over the
+    integers [min_magnitude, max_magnitude], sign + or - with equal probability."""
+
+    min_magnitude: int = 20
+    max_magnitude: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_magnitude <= self.max_magnitude <= 100:
+            raise ValueError(
+                "strengths need 1 <= min_magnitude <= max_magnitude <= 100, got "
+                f"{self.min_magnitude}, {self.max_magnitude}"
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class OpRecord:
+    """What one op of a chain did. ``anchors_src``/``anchors_dst`` (M, 2) are its control
+    points in the frame of the image it was applied to (the first ``moving`` rows move,
+    the rest are the fixed ring); empty when the applied strength is 0."""
+
+    name: str
+    requested_strength: int
+    applied_strength: int
+    clamped: bool
+    anchors_src: np.ndarray
+    anchors_dst: np.ndarray
+    moving: int
+    min_jacobian: float
+
+    def to_record(self) -> dict:
+        """Plain JSON-ready view (anchors rounded to 1/1000 px)."""
+        return {
+            "name": self.name,
+            "requested_strength": self.requested_strength,
+            "applied_strength": self.applied_strength,
+            "clamped": self.clamped,
+            "min_jacobian": round(self.min_jacobian, 6),
+            "moving": self.moving,
+            "anchors_src": np.round(self.anchors_src, 3).tolist(),
+            "anchors_dst": np.round(self.anchors_dst, 3).tolist(),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ChainPlan:
+    """A planned chain: one composed ``field`` (apply it once), the landmarks carried
+    through it, one record per call (in order) and the edit region."""
+
+    field: WarpField
+    landmarks_after: Landmarks
+    records: tuple[OpRecord, ...]
+    region: EditRegion
+
+
+def plan_chain(
+    shape: tuple[int, int],
+    landmarks: Landmarks,
+    calls: list[OpCall] | tuple[OpCall, ...],
+    *,
+    settings: WarpSettings = WarpSettings(),
+) -> ChainPlan:
+    """Compose ``calls`` on an image of ``shape`` (h, w) with ``landmarks`` in its frame.
+
+    Strength-0 calls add the identity. An op that folds (min Jacobian < threshold) is
+    clamped to the largest integer |strength| of the same sign that does not (bisection);
+    FoldError if even +-1 folds. MissingLandmarks (a ValueError) if an op's landmarks are absent.
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    field = WarpField.identity(shape)
+    current = landmarks
+    records: list[OpRecord] = []
+    anchors_all: list[np.ndarray] = []
+    for call in calls:
+        if not isinstance(call, OpCall):
+            raise TypeError(f"chain calls must be OpCall, got {type(call).__name__}")
+        op_field, anchors, applied, jac = _solve_clamped(shape, CATALOG[call.name], current, call.strength, settings)
+        records.append(
+            OpRecord(call.name, call.strength, applied, applied != call.strength,
+                     anchors.src, anchors.dst, anchors.moving, jac)  # fmt: skip
+        )
+        if op_field.is_identity:
+            continue
+        anchors_all += [anchors.src, anchors.dst]
+        field = field.then(op_field)
+        current = current.mapped(op_field.forward_points)
+    region = edit_region(
+        field,
+        np.vstack(anchors_all) if anchors_all else np.zeros((0, 2)),
+        threshold_px=settings.region_threshold_px,
+        blur_fraction=settings.blend_blur_fraction,
+    )
+    return ChainPlan(field, current, tuple(records), region)
+
+
+def solve_op(
+    shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings
+) -> tuple[WarpField, Anchors]:
+    """One op's field at exactly ``strength`` (no fold check); identity for 0."""
+    if strength == 0:
+        empty = np.zeros((0, 2))
+        return WarpField.identity(shape), Anchors(empty, empty, 0)
+    anchors = op_anchors(spec, landmarks, strength, min_visibility=settings.min_pose_visibility)
+    field = solve_backward(
+        shape, anchors.src, anchors.dst, kind=settings.mls_kind, alpha=settings.alpha, step=settings.grid_step
+    )
+    return field, anchors
+
+
+def _solve_clamped(
+    shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings
+) -> tuple[WarpField, Anchors, int, float]:
+    """(field, anchors, applied strength, min Jacobian), clamping on folds (see plan_chain)."""
+    field, anchors = solve_op(shape, spec, landmarks, strength, settings)
+    jac = field.min_jacobian()
+    if jac >= settings.min_jacobian:
+        return field, anchors, strength, jac
+    sign = 1 if strength > 0 else -1
+    best = solve_op(shape, spec, landmarks, sign, settings)
+    if best[0].min_jacobian() < settings.min_jacobian:
+        raise FoldError(
+            f"op {spec.name} folds even at strength {sign} (min Jacobian "
+            f"{best[0].min_jacobian():.3f} < {settings.min_jacobian})"
+        )
+    ok, bad = 1, abs(strength)
+    while bad - ok > 1:
+        mid = (ok + bad) // 2
+        trial = solve_op(shape, spec, landmarks, sign * mid, settings)
+        if trial[0].min_jacobian() >= settings.min_jacobian:
+            ok, best = mid, trial
+        else:
+            bad = mid
+    return best[0], best[1], sign * ok, best[0].min_jacobian()
+
+
+def sample_chain(
+    rng: np.random.Generator,
+    subset: str,
+    *,
+    min_ops: int = 1,
+    max_ops: int = 3,
+    strengths: StrengthSpec = StrengthSpec(),
+    reads: tuple[str, ...] = ("face478", "pose33"),
+) -> list[OpCall]:
+    """Distinct ops of ``subset`` reading only ``reads`` landmarks, in random order;
+    the count is uniform in [min_ops, max_ops], each strength drawn from ``strengths``.
+    Deterministic given the state of ``rng``."""
+    names = [spec.name for spec in ops_for_subset(subset) if spec.reads in reads]
+    if not 1 <= min_ops <= max_ops <= len(names):
+        raise ValueError(
+            f"need 1 <= min_ops <= max_ops <= {len(names)} (ops of {subset!r} reading {reads}), "
+            f"got min_ops={min_ops}, max_ops={max_ops}"
+        )
+    count = int(rng.integers(min_ops, max_ops + 1))
+    chosen = rng.choice(len(names), size=count, replace=False)
+    calls = []
+    for index in chosen:
+        magnitude = int(rng.integers(strengths.min_magnitude, strengths.max_magnitude + 1))
+        sign = 1 if rng.random() < 0.5 else -1
+        calls.append(OpCall(names[int(index)], sign * magnitude))
+    return calls
