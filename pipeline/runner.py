@@ -1,0 +1,211 @@
+"""The task and shard lifecycles, once for every backend.
+
+:func:`run_tasks` submits small picklable tasks (a chunk of source ids, a shard),
+collects their summaries and retries failures a bounded number of times. Stages make
+tasks idempotent: a task whose output is committed returns at once, so a rerun after a
+crash only does what is missing.
+
+:class:`ShardStage` is the shard commit protocol: skip if the marker matches the files;
+otherwise stream the producer's samples into the tar (``.partial`` then rename), the
+pairs rows into the pairs part and the per-shard rejects into ``_work/rejects/<shard>.parquet``
+(each atomic), and write the marker last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
+
+from manifests.markers import is_complete, read_marker, write_marker
+from manifests.parquet import ParquetPartWriter
+from manifests.schema import (
+    PAIRS_SCHEMA,
+    REJECTS_SCHEMA,
+    marker_path,
+    pairs_part_path,
+    shard_name,
+    shard_tar_path,
+)
+from manifests.shards import ShardTarWriter, file_sha256
+from pipeline.backends import Backend
+from pipeline.progress import bar
+from pipeline.stage import Resources, Stage
+
+T = TypeVar("T")
+
+
+class TasksFailed(RuntimeError):
+    """Some tasks still failed after their retries; ``failures`` maps task label -> error."""
+
+    def __init__(self, stage: str, failures: dict[str, str]) -> None:
+        self.stage = stage
+        self.failures = failures
+        listing = "\n".join(f"  {label}: {error.strip().splitlines()[-1]}" for label, error in failures.items())
+        super().__init__(f"stage {stage!r}: {len(failures)} task(s) failed after retries:\n{listing}")
+
+
+def run_tasks(
+    backend: Backend,
+    stage: Stage,
+    tasks: Sequence[T],
+    *,
+    label: Callable[[T], str],
+    max_retries: int = 2,
+    progress: bool = False,
+    unit: str = "task",
+    workers: int | None = None,
+) -> list[Any]:
+    """Run every task (one per batch) on ``backend`` (``workers`` workers, default all);
+    results in task order.
+
+    Failed tasks are resubmitted up to ``max_retries`` more times; if any still fail,
+    :class:`TasksFailed` lists them (the successful ones stay committed on disk).
+    """
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    results: list[Any] = [None] * len(tasks)
+    pending = list(range(len(tasks)))
+    errors: dict[int, str] = {}
+    with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar:
+        for _attempt in range(max_retries + 1):
+            if not pending:
+                break
+            errors = {}
+            batches = ((i, [tasks[i]]) for i in pending)
+            for outcome in backend.run(stage, batches, workers=workers):
+                if outcome.error is not None:
+                    errors[outcome.index] = outcome.error
+                    continue
+                (results[outcome.index],) = outcome.results
+                progress_bar.update(1)
+            pending = sorted(errors)
+    if pending:
+        raise TasksFailed(stage.name, {label(tasks[i]): errors[i] for i in pending})
+    return results
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Shard ``index`` of ``subset`` holds the pairs of ``source_ids`` (sorted)."""
+
+    subset: str
+    index: int
+    source_ids: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.subset, self.index)
+
+
+@dataclass(frozen=True)
+class SourceOutput:
+    """What one source contributes to a shard.
+
+    ``samples``: webdataset dicts (``__key__`` + member suffix -> bytes) in key order;
+    ``rows``: their PAIRS_SCHEMA rows, same order; ``rejects``: REJECTS_SCHEMA rows.
+    """
+
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """Small result a shard task returns to the driver."""
+
+    shard: str
+    skipped: bool
+    pairs: int
+    rejects: int
+
+
+class ShardProducer(Protocol):
+    """Makes a shard's content; one instance per worker, ``setup`` before the first shard."""
+
+    def setup(self) -> None: ...
+
+    def produce(self, task: ShardTask) -> Iterator[SourceOutput]:
+        """One output per source of ``task``, in ``task.source_ids`` order."""
+
+
+def shard_rejects_path(out: str | Path, subset: str, index: int) -> Path:
+    """``out/_work/rejects/<shard>.parquet``: the rejects a shard's synthesis produced."""
+    return Path(out) / "_work" / "rejects" / f"{shard_name(subset, index)}.parquet"
+
+
+def shard_outputs(out: str | Path, subset: str, index: int) -> tuple[Path, ...]:
+    """Every file a shard owns, the marker last."""
+    return (
+        shard_rejects_path(out, subset, index),
+        shard_tar_path(out, subset, index),
+        pairs_part_path(out, subset, index),
+        marker_path(out, subset, index),
+    )
+
+
+def shard_is_done(out: str | Path, subset: str, index: int) -> bool:
+    """The marker exists and the tar, pairs part and rejects part match it in size."""
+    if not is_complete(out, subset, index):
+        return False
+    record = (read_marker(out, subset, index) or {}).get("rejects", {})
+    path = shard_rejects_path(out, subset, index)
+    return path.is_file() and path.stat().st_size == record.get("bytes")
+
+
+class ShardStage:
+    """Stage running the shard commit protocol around a :class:`ShardProducer`."""
+
+    name = "shards"
+
+    def __init__(self, out: str | Path, producer: ShardProducer, resources: Resources = Resources()) -> None:
+        self.out = str(out)
+        self.producer = producer
+        self.resources = resources
+
+    def setup(self) -> None:
+        self.producer.setup()
+
+    def process_batch(self, items: list[ShardTask]) -> list[ShardSummary]:
+        return [self.run_shard(task) for task in items]
+
+    def teardown(self) -> None:
+        """Producers hold no external resources."""
+
+    def run_shard(self, task: ShardTask) -> ShardSummary:
+        if shard_is_done(self.out, task.subset, task.index):
+            marker = read_marker(self.out, task.subset, task.index) or {}
+            return ShardSummary(
+                task.name, True, marker["counts"]["pairs"], marker["rejects"]["rows"]
+            )
+        for stale in shard_outputs(self.out, task.subset, task.index):
+            stale.unlink(missing_ok=True)  # a marker must never outlive a rewrite
+        rejects_file = shard_rejects_path(self.out, task.subset, task.index)
+        pairs = 0
+        rejects: list[dict[str, Any]] = []
+        with ShardTarWriter(shard_tar_path(self.out, task.subset, task.index)) as tar, ParquetPartWriter(
+            pairs_part_path(self.out, task.subset, task.index), PAIRS_SCHEMA
+        ) as part:
+            for output in self.producer.produce(task):
+                for sample in output.samples:
+                    tar.write(sample)
+                part.write_many(output.rows)
+                pairs += len(output.rows)
+                rejects.extend(output.rejects)
+        with ParquetPartWriter(rejects_file, REJECTS_SCHEMA) as reject_part:
+            reject_part.write_many(rejects)
+        write_marker(
+            self.out,
+            task.subset,
+            task.index,
+            {
+                "rejects": {
+                    "path": rejects_file.relative_to(self.out).as_posix(),
+                    "bytes": rejects_file.stat().st_size,
+                    "sha256": file_sha256(rejects_file),
+                    "rows": len(rejects),
+                }
+            },
+        )
+        return ShardSummary(task.name, False, pairs, len(rejects))
