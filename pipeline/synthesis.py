@@ -6,8 +6,9 @@ Pure functions of (image, detections, config, seeds); no file I/O. For each usab
    upscaled; per-axis scale recorded) and the face's landmarks are carried into it;
 2. FFHQ alignment gives the ``crop_size``^2 *crop frame*; a chain of ops is sampled with
    ``rng_for(seed, "chain", source_id, face_index, edit_index)`` and planned there;
-3. the chain's field is reframed into the base frame and attenuated by the reframed blend
-   mask (the paste-back), then ``after = field.apply(before)`` (one resampling);
+3. the chain's field is reframed into the base frame (the paste-back: the field is the
+   identity outside the op boxes and tapers continuously into them, so no seam and no
+   second resampling), then ``after = field.apply(before)`` (one resampling);
 4. the edit region is where the pasted field moves pixels by more than
    ``warp.region_threshold_px``; K views, each with ``rng_for(seed, "view", source_id,
    face_index, edit_index, view)``, apply one SpatialTransform that keeps the whole region
@@ -41,6 +42,7 @@ from warps.catalog import MissingLandmarks
 from warps.chain import ChainPlan, FoldError, plan_chain, sample_chain
 from warps.field import WarpField
 from warps.landmarks import Landmarks
+from warps.region import edit_region
 
 #: Version of the JSON parameter record stored with every pair.
 RECORD_VERSION = 1
@@ -104,25 +106,19 @@ def make_edit(
     size = alignment.size
     h, w = base.shape[:2]
     try:
-        plan = plan_chain((size, size), landmarks, calls, settings=warp)
+        plan = plan_chain((size, size), landmarks, calls, settings=warp, window=True)
     except FoldError as exc:
         raise EditRejected("fold", str(exc)) from exc
     except MissingLandmarks as exc:
         raise EditRejected("missing_landmarks", str(exc)) from exc
-    blend = cv2.warpAffine(
-        plan.region.blend, alignment.matrix, (w, h),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
-    )  # fmt: skip
-    field = plan.field.reframe(alignment.matrix, (h, w)).attenuate(blend)
-    mask = np.where(field.displacement_magnitude() > warp.region_threshold_px, 255, 0).astype(np.uint8)
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    field = plan.field.reframe(alignment.matrix, (h, w))
+    region = edit_region(field, threshold_px=warp.region_threshold_px)
+    if region.is_empty:
         raise EditRejected("empty_region", "the pasted warp moves no pixel by more than the threshold")
     jacobian = field.min_jacobian()
     if jacobian < warp.min_jacobian:
         raise EditRejected("fold_after_paste", f"min Jacobian {jacobian:.3f} < {warp.min_jacobian} in the photo")
-    bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return Edit(plan, field, field.apply(base), mask, bbox, float(np.float32(jacobian)))
+    return Edit(plan, field, field.apply(base), region.mask, region.bbox, float(np.float32(jacobian)))
 
 
 def sample_views(

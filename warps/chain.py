@@ -24,15 +24,13 @@ class FoldError(ValueError):
 @dataclass(frozen=True)
 class WarpSettings:
     """How ops are solved and checked. ``min_jacobian``: an op whose backward map has a
-    smaller Jacobian determinant anywhere is clamped; ``blend_blur_fraction``: blend mask
-    blur kernel as a fraction of the longer image side."""
+    smaller Jacobian determinant anywhere is clamped."""
 
     mls_kind: Literal["affine", "similarity", "rigid"] = "similarity"
     alpha: float = 1.0
     grid_step: int = DEFAULT_STEP
     region_threshold_px: float = 0.5
     min_jacobian: float = 0.2
-    blend_blur_fraction: float = 0.05
     min_pose_visibility: float = 0.5
 
     def __post_init__(self) -> None:
@@ -110,42 +108,44 @@ def plan_chain(
     calls: list[OpCall] | tuple[OpCall, ...],
     *,
     settings: WarpSettings = WarpSettings(),
+    window: bool = False,
 ) -> ChainPlan:
     """Compose ``calls`` on an image of ``shape`` (h, w) with ``landmarks`` in its frame.
 
     Strength-0 calls add the identity. An op that folds (min Jacobian < threshold) is
     clamped to the largest integer |strength| of the same sign that does not (bisection);
     FoldError if even +-1 folds. MissingLandmarks (a ValueError) if an op's landmarks are absent.
+    ``window``: the image is a window onto a larger one (see ``solve_backward``).
     """
     shape = (int(shape[0]), int(shape[1]))
     field = WarpField.identity(shape)
     current = landmarks
     records: list[OpRecord] = []
-    anchors_all: list[np.ndarray] = []
     for call in calls:
         if not isinstance(call, OpCall):
             raise TypeError(f"chain calls must be OpCall, got {type(call).__name__}")
-        op_field, anchors, applied, jac = _solve_clamped(shape, CATALOG[call.name], current, call.strength, settings)
+        op_field, anchors, applied, jac = _solve_clamped(
+            shape, CATALOG[call.name], current, call.strength, settings, window
+        )
         records.append(
             OpRecord(call.name, call.strength, applied, applied != call.strength,
                      anchors.src, anchors.dst, anchors.moving, jac)  # fmt: skip
         )
         if op_field.is_identity:
             continue
-        anchors_all += [anchors.src, anchors.dst]
         field = field.then(op_field)
         current = current.mapped(op_field.forward_points)
-    region = edit_region(
-        field,
-        np.vstack(anchors_all) if anchors_all else np.zeros((0, 2)),
-        threshold_px=settings.region_threshold_px,
-        blur_fraction=settings.blend_blur_fraction,
-    )
+    region = edit_region(field, threshold_px=settings.region_threshold_px)
     return ChainPlan(field, current, tuple(records), region)
 
 
 def solve_op(
-    shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings
+    shape: tuple[int, int],
+    spec: OpSpec,
+    landmarks: Landmarks,
+    strength: int,
+    settings: WarpSettings,
+    window: bool = False,
 ) -> tuple[WarpField, Anchors]:
     """One op's field at exactly ``strength`` (no fold check); identity for 0."""
     if strength == 0:
@@ -153,21 +153,27 @@ def solve_op(
         return WarpField.identity(shape), Anchors(empty, empty, 0)
     anchors = op_anchors(spec, landmarks, strength, min_visibility=settings.min_pose_visibility)
     field = solve_backward(
-        shape, anchors.src, anchors.dst, kind=settings.mls_kind, alpha=settings.alpha, step=settings.grid_step
+        shape,
+        anchors.src,
+        anchors.dst,
+        kind=settings.mls_kind,
+        alpha=settings.alpha,
+        step=settings.grid_step,
+        window=window,
     )
     return field, anchors
 
 
 def _solve_clamped(
-    shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings
+    shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings, window: bool
 ) -> tuple[WarpField, Anchors, int, float]:
     """(field, anchors, applied strength, min Jacobian), clamping on folds (see plan_chain)."""
-    field, anchors = solve_op(shape, spec, landmarks, strength, settings)
+    field, anchors = solve_op(shape, spec, landmarks, strength, settings, window)
     jac = field.min_jacobian()
     if jac >= settings.min_jacobian:
         return field, anchors, strength, jac
     sign = 1 if strength > 0 else -1
-    best = solve_op(shape, spec, landmarks, sign, settings)
+    best = solve_op(shape, spec, landmarks, sign, settings, window)
     if best[0].min_jacobian() < settings.min_jacobian:
         raise FoldError(
             f"op {spec.name} folds even at strength {sign} (min Jacobian "
@@ -176,7 +182,7 @@ def _solve_clamped(
     ok, bad = 1, abs(strength)
     while bad - ok > 1:
         mid = (ok + bad) // 2
-        trial = solve_op(shape, spec, landmarks, sign * mid, settings)
+        trial = solve_op(shape, spec, landmarks, sign * mid, settings, window)
         if trial[0].min_jacobian() >= settings.min_jacobian:
             ok, best = mid, trial
         else:

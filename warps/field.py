@@ -9,10 +9,12 @@ Pixel centres are at integer coordinates (OpenCV's convention).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from warps.mls import MlsKind, mls_points, prepare_controls
 
@@ -78,39 +80,106 @@ class WarpField:
         )
         return out
 
+    @functools.cached_property
+    def _cached_displacement(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.displacement()
+
+    @functools.cached_property
+    def _padded_displacement(self) -> np.ndarray:
+        """(h + 2, w + 2, 2) float64 displacement of the roi with a zero border."""
+        dx, dy = self._cached_displacement
+        padded = np.zeros((dx.shape[0] + 2, dx.shape[1] + 2, 2))
+        padded[1:-1, 1:-1, 0] = dx
+        padded[1:-1, 1:-1, 1] = dy
+        return padded
+
     def sample(self, points: np.ndarray) -> np.ndarray:
         """The backward map evaluated at (N, 2) output points (bilinear), float64."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if self.is_identity:
             return pts.copy()
-        dx, dy = self.displacement()
-        x0, y0 = self.roi[0], self.roi[1]
-        local = pts - (x0, y0)
-        return pts + np.stack([_bilinear(dx, local), _bilinear(dy, local)], axis=1)
+        return pts + self._displacement_at(pts)[0]
 
-    def forward_points(self, points: np.ndarray, *, tol: float = 1e-4, max_iter: int = 100) -> np.ndarray:
+    def _displacement_at(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bilinear displacement (N, 2) at output points and its derivative (N, 2, 2)
+        [component, d/dx or d/dy]; zero outside the roi (continuous at its edge)."""
+        padded = self._padded_displacement
+        h, w = padded.shape[0] - 2, padded.shape[1] - 2
+        local = pts - (self.roi[0], self.roi[1])
+        cell = np.floor(local)
+        frac = local - cell
+        ix = cell[:, 0].astype(np.intp) + 1
+        iy = cell[:, 1].astype(np.intp) + 1
+        inside = (ix >= 0) & (ix <= w) & (iy >= 0) & (iy <= h)
+        ix, iy = np.where(inside, ix, 0), np.where(inside, iy, 0)
+        v00, v10 = padded[iy, ix], padded[iy, ix + 1]
+        v01, v11 = padded[iy + 1, ix], padded[iy + 1, ix + 1]
+        fx, fy = frac[:, :1], frac[:, 1:]
+        top = v00 + fx * (v10 - v00)
+        bottom = v01 + fx * (v11 - v01)
+        value = top + fy * (bottom - top)
+        d_dx = (1 - fy) * (v10 - v00) + fy * (v11 - v01)
+        d_dy = (1 - fx) * (v01 - v00) + fx * (v11 - v10)
+        grad = np.stack([d_dx, d_dy], axis=2)
+        value[~inside] = 0.0
+        grad[~inside] = 0.0
+        return value, grad
+
+    def forward_points(self, points: np.ndarray, *, tol: float = 1e-4, max_iter: int = 50) -> np.ndarray:
         """Where content at source ``points`` (N, 2) appears in the output.
 
-        Inverts the backward map by fixed-point iteration y <- y - (B(y) - x), which
-        converges while the displacement is a contraction (no folds). Raises
-        RuntimeError if a point does not converge.
+        Solves B(y) = x for each point by damped Newton steps on the backward map B
+        (Jacobian of its bilinear interpolant, step halved while the residual grows), which
+        converges wherever B does not fold, including strong compressions where plain
+        fixed-point iteration diverges. Raises RuntimeError if a point does not converge.
         """
         target = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         y = target.copy()
         if self.is_identity:
             return y
+        residual = self.sample(y) - target
+        active = np.flatnonzero(np.hypot(residual[:, 0], residual[:, 1]) >= tol)
         for _ in range(max_iter):
-            residual = self.sample(y) - target
-            y -= residual
-            if np.abs(residual).max(initial=0.0) < tol:
+            if len(active) == 0:
                 return y
-        raise RuntimeError(f"forward_points did not converge (residual {np.abs(residual).max():.3g} px)")
+            ya, ra = y[active], residual[active]
+            error = np.hypot(ra[:, 0], ra[:, 1])
+            step = self._newton_step(ya, ra)
+            for _ in range(8):
+                trial = ya - step
+                trial_residual = self.sample(trial) - target[active]
+                worse = np.hypot(trial_residual[:, 0], trial_residual[:, 1]) > error
+                if not worse.any():
+                    break
+                step[worse] *= 0.5
+            y[active], residual[active] = trial, trial_residual
+            active = active[np.hypot(trial_residual[:, 0], trial_residual[:, 1]) >= tol]
+        raise RuntimeError(
+            f"forward_points did not converge for {len(active)} point(s) "
+            f"(residual {np.abs(residual).max():.3g} px after {max_iter} steps)"
+        )
+
+    def _newton_step(self, y: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """J(y)^-1 residual per point, J the backward map's Jacobian; the plain residual
+        where J is near singular."""
+        _, grad = self._displacement_at(y)
+        a, b = 1.0 + grad[:, 0, 0], grad[:, 0, 1]
+        c, d = grad[:, 1, 0], 1.0 + grad[:, 1, 1]
+        det = a * d - b * c
+        ok = np.abs(det) > 1e-6
+        safe = np.where(ok, det, 1.0)
+        step = np.stack(
+            [(d * residual[:, 0] - b * residual[:, 1]) / safe, (a * residual[:, 1] - c * residual[:, 0]) / safe],
+            axis=1,
+        )
+        step[~ok] = residual[~ok]
+        return step
 
     def displacement_magnitude(self) -> np.ndarray:
         """(h, w) float32 length of the displacement; 0 outside the roi."""
         mag = np.zeros(self.shape, np.float32)
         if not self.is_identity:
-            dx, dy = self.displacement()
+            dx, dy = self._cached_displacement
             x0, y0, x1, y1 = self.roi
             mag[y0:y1, x0:x1] = np.hypot(dx, dy)
         return mag
@@ -146,18 +215,6 @@ class WarpField:
             composed[:, 1].reshape(h, w).astype(np.float32),
         )
 
-    def attenuate(self, weight: np.ndarray) -> WarpField:
-        """Scale the displacement by ``weight`` ((h, w) floats in [0, 1])."""
-        weight = np.asarray(weight)
-        if weight.shape != self.shape:
-            raise ValueError(f"weight shape {weight.shape} does not match field shape {self.shape}")
-        if self.is_identity:
-            return self
-        x0, y0, x1, y1 = self.roi
-        wr = np.clip(weight[y0:y1, x0:x1].astype(np.float32), 0.0, 1.0)
-        dx, dy = self.displacement()
-        return WarpField.from_displacement(self.shape, self.roi, dx * wr, dy * wr)
-
     def reframe(self, transform: np.ndarray, shape: tuple[int, int]) -> WarpField:
         """This deformation expressed in another frame of size ``shape``.
 
@@ -188,10 +245,7 @@ class WarpField:
         gx, gy = _pixel_grid(roi)
         pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
         in_frame = pts @ lin.T + t[:, 2]
-        dx, dy = self.displacement()
-        local = in_frame - (x0, y0)
-        d = np.stack([_bilinear(dx, local), _bilinear(dy, local)], axis=1)
-        d_new = d @ np.linalg.inv(lin).T
+        d_new = self._displacement_at(in_frame)[0] @ np.linalg.inv(lin).T
         h, w = roi[3] - roi[1], roi[2] - roi[0]
         return WarpField.from_displacement(
             shape, roi, d_new[:, 0].reshape(h, w), d_new[:, 1].reshape(h, w)
@@ -209,6 +263,7 @@ def solve_backward(
     roi: Roi | None = None,
     margin: float = DEFAULT_MARGIN,
     refine: bool = True,
+    window: bool = False,
 ) -> WarpField:
     """The warp whose output shows the content at ``src`` (M, 2) moved to ``dst``.
 
@@ -220,6 +275,8 @@ def solve_backward(
     where the taper is 1). Controls that do not move still matter: they hold the image.
     With ``refine`` (default) the grid is corrected near the controls (see
     :func:`_refinement`), which keeps the worst error well below a pixel at step 8.
+    A roi side on the image border is not tapered, unless ``window`` says the image is
+    a window onto a larger one (e.g. an aligned face crop that will be reframed).
     """
     h, w = int(shape[0]), int(shape[1])
     if h <= 0 or w <= 0:
@@ -241,7 +298,7 @@ def solve_backward(
     gx, gy = np.meshgrid(xs, ys)
     nodes = np.stack([gx.ravel(), gy.ravel()], axis=1)
     def exact(pts: np.ndarray) -> np.ndarray:
-        return (mls_points(pts, dst, src, kind=kind, alpha=alpha) - pts) * _taper(pts, inner, roi)[:, None]
+        return (mls_points(pts, dst, src, kind=kind, alpha=alpha) - pts) * _taper(pts, inner, roi, (h, w), window)[:, None]
 
     disp = exact(nodes)
     dxg = disp[:, 0].reshape(len(ys), len(xs))
@@ -252,7 +309,39 @@ def solve_backward(
         rx, ry = _refinement(exact, dst, roi, step, dxg, dyg, xs, ys)
         dx += rx
         dy += ry
+        _pin_near_controls(exact, dst, roi, dx, dy)
     return WarpField.from_displacement((h, w), roi, dx, dy)
+
+
+#: Pixels closer than this to a control are solved exactly (blended out to twice it).
+PIN_RADIUS_PX = 1.5
+
+
+def _pin_near_controls(exact, controls, roi, dx: np.ndarray, dy: np.ndarray) -> None:
+    """Exact values at the pixels next to the controls, in place.
+
+    Controls a pixel or less apart (iris on eyelid, lip lines) make MLS bend faster
+    than any lattice resolves; the few pixels around them are solved exactly, with a
+    smoothstep blend from ``PIN_RADIUS_PX`` out to twice that radius.
+    """
+    outer = 2 * PIN_RADIUS_PX
+    reach = int(np.ceil(outer))
+    offsets = np.stack(np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1)), -1).reshape(-1, 2)
+    pixels = np.unique((np.round(controls).astype(np.int64)[:, None, :] + offsets[None]).reshape(-1, 2), axis=0)
+    x0, y0, x1, y1 = roi
+    pixels = pixels[(pixels[:, 0] >= x0) & (pixels[:, 0] < x1) & (pixels[:, 1] >= y0) & (pixels[:, 1] < y1)]
+    if len(pixels) == 0:
+        return
+    pts = pixels.astype(np.float64)
+    dist, _ = cKDTree(controls).query(pts)
+    near = dist < outer
+    pts, pixels, dist = pts[near], pixels[near], dist[near]
+    t = np.clip((outer - dist) / (outer - PIN_RADIUS_PX), 0.0, 1.0)
+    weight = (t * t * (3 - 2 * t)).astype(np.float32)
+    values = exact(pts).astype(np.float32)
+    iy, ix = pixels[:, 1] - y0, pixels[:, 0] - x0
+    dx[iy, ix] += weight * (values[:, 0] - dx[iy, ix])
+    dy[iy, ix] += weight * (values[:, 1] - dy[iy, ix])
 
 
 def _refinement(exact, controls, roi, step, dxg, dyg, xs, ys) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +416,7 @@ def solve_backward_dense(
     alpha: float = 1.0,
     roi: Roi | None = None,
     margin: float = DEFAULT_MARGIN,
+    window: bool = False,
 ) -> WarpField:
     """Reference solver: the same field as :func:`solve_backward`, solved at every pixel."""
     h, w = int(shape[0]), int(shape[1])
@@ -340,7 +430,7 @@ def solve_backward_dense(
     gx, gy = _pixel_grid(roi)
     pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
     mapped = mls_points(pts, dst, src, kind=kind, alpha=alpha, reference=True)
-    disp = (mapped - pts) * _taper(pts, inner, roi)[:, None]
+    disp = (mapped - pts) * _taper(pts, inner, roi, (h, w), window)[:, None]
     rh, rw = gx.shape
     return WarpField.from_displacement((h, w), roi, disp[:, 0].reshape(rh, rw), disp[:, 1].reshape(rh, rw))
 
@@ -373,14 +463,31 @@ def _interval(nodes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, frac.astype(np.float32)
 
 
-def _taper(pts: np.ndarray, inner: tuple[float, float, float, float], roi: Roi) -> np.ndarray:
-    """1 inside ``inner``, falling smoothly to 0 at the roi's outer pixels."""
+def _taper(
+    pts: np.ndarray, inner: tuple[float, float, float, float], roi: Roi, shape: tuple[int, int], window: bool
+) -> np.ndarray:
+    """1 inside ``inner``, falling smoothly (C1) to 0 at the roi's outer pixels.
+
+    A roi side on the image border does not taper (nothing lies beyond it to stay
+    continuous with, and tapering there would squeeze the warp against the edge),
+    unless the image is a ``window`` onto a larger one.
+    """
+    h, w = (np.inf, np.inf) if window else shape
     x0, y0, x1, y1 = inner
     rx0, ry0, rx1, ry1 = roi[0], roi[1], roi[2] - 1, roi[3] - 1
-    tx = np.minimum(_ramp(pts[:, 0], rx0, x0), _ramp(-pts[:, 0], -rx1, -x1))
-    ty = np.minimum(_ramp(pts[:, 1], ry0, y0), _ramp(-pts[:, 1], -ry1, -y1))
-    t = np.minimum(tx, ty)
-    return t * t * (3 - 2 * t)
+    sides = (
+        _ramp(pts[:, 0], rx0, x0) if roi[0] > 0 or window else None,
+        _ramp(-pts[:, 0], -rx1, -x1) if roi[2] < w else None,
+        _ramp(pts[:, 1], ry0, y0) if roi[1] > 0 or window else None,
+        _ramp(-pts[:, 1], -ry1, -y1) if roi[3] < h else None,
+    )
+    # A product of smoothsteps is C1 everywhere; a min() would crease the field along
+    # the box diagonals, which bilinear upsampling follows badly.
+    taper = np.ones(len(pts))
+    for t in sides:
+        if t is not None:
+            taper *= t * t * (3 - 2 * t)
+    return taper
 
 
 def _ramp(v: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
@@ -426,19 +533,3 @@ def _pixel_grid(roi: Roi) -> tuple[np.ndarray, np.ndarray]:
     xs = np.arange(x0, x1, dtype=np.float32)
     ys = np.arange(y0, y1, dtype=np.float32)
     return np.meshgrid(xs, ys)
-
-
-def _bilinear(arr: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinear sample of ``arr`` (h, w) at (N, 2) local (x, y); 0 outside the array."""
-    h, w = arr.shape
-    x, y = pts[:, 0], pts[:, 1]
-    x0 = np.floor(x).astype(np.intp)
-    y0 = np.floor(y).astype(np.intp)
-    fx, fy = x - x0, y - y0
-    out = np.zeros(len(pts), np.float64)
-    for oy, wy in ((0, 1 - fy), (1, fy)):
-        for ox, wx in ((0, 1 - fx), (1, fx)):
-            xi, yi = x0 + ox, y0 + oy
-            ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-            out[ok] += (wx * wy)[ok] * arr[yi[ok], xi[ok]]
-    return out

@@ -128,17 +128,6 @@ def test_reframe_matches_solving_in_the_other_frame():
     np.testing.assert_allclose(reframed.forward_points(mapped(src)), mapped(dst), atol=0.1)
 
 
-def test_attenuate_scales_the_displacement():
-    src, dst = _eye_like()
-    field = solve_backward((1024, 1024), src, dst)
-    zero = field.attenuate(np.zeros((1024, 1024), np.float32))
-    assert np.abs(np.stack(zero.displacement())).max() == 0
-    half = field.attenuate(np.full((1024, 1024), 0.5, np.float32))
-    np.testing.assert_allclose(np.stack(half.displacement()), 0.5 * np.stack(field.displacement()), atol=1e-4)
-    with pytest.raises(ValueError, match="weight shape"):
-        field.attenuate(np.ones((10, 10)))
-
-
 def test_min_jacobian_detects_a_fold():
     src, dst = _eye_like(1.25)
     assert solve_backward((1024, 1024), src, dst).min_jacobian() > 0.3
@@ -167,3 +156,17 @@ def test_bad_arguments_raise():
         field.apply(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="singular"):
         field.reframe(np.zeros((2, 3)), (10, 10))
+
+
+def test_roi_on_the_image_border_is_not_tapered_unless_the_image_is_a_window():
+    # An edit near the bottom edge: its box (controls plus margin) is clipped by the image.
+    src, dst = _eye_like(1.25, centre=(400.0, 900.0))
+    open_field = solve_backward((1024, 1024), src, dst)
+    assert open_field.roi[3] == 1024
+    dx, dy = open_field.displacement()
+    assert np.abs(dy[-1]).max() > 1.0  # the warp reaches the border unsquashed
+    dense = solve_backward_dense((1024, 1024), src, dst)
+    assert _max_error(open_field, dense) < 0.25
+    window = solve_backward((1024, 1024), src, dst, window=True)
+    wx, wy = window.displacement()
+    assert np.abs(wy[-1]).max() < 1e-6  # continuous with the larger image around the window

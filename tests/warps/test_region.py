@@ -9,7 +9,7 @@ import pytest
 from warps.catalog import OpCall
 from warps.chain import plan_chain
 from warps.field import WarpField
-from warps.region import blend_mask, edit_region
+from warps.region import edit_region
 
 
 @pytest.fixture(scope="module")
@@ -41,41 +41,21 @@ def test_bbox_and_polygons_cover_the_mask_around_the_eyes(eye_plan, astronaut):
     assert all(x0 <= x < x1 and y0 <= y < y1 for p in region.polygons for x, y in p)
 
 
-def test_blend_mask_is_one_on_the_anchor_hull_and_fades_outside(eye_plan):
-    region = eye_plan.region
-    blend = region.blend
-    assert blend.dtype == np.float32 and blend.shape == (512, 512)
-    assert blend.min() >= 0.0 and blend.max() <= 1.0
-    (record,) = eye_plan.records
-    x, y = np.round(record.anchors_src).astype(int).T
-    np.testing.assert_allclose(blend[y, x], 1.0, atol=1e-6)
-    assert blend[0, 0] == 0.0 and blend[511, 511] == 0.0
-    # Attenuating the field by the blend mask leaves the edit itself (the anchors) intact.
-    attenuated = eye_plan.field.attenuate(blend)
-    np.testing.assert_allclose(
-        attenuated.forward_points(record.anchors_src), eye_plan.field.forward_points(record.anchors_src), atol=0.05
-    )
-    # The fall-off spans about one kernel (5% of 512 px -> 25 px) beyond the dilated hull.
-    ring = (blend > 0.01) & (blend < 0.99)
-    assert ring.any()
+def test_region_is_computed_inside_the_field_box_only(eye_plan):
+    x0, y0, x1, y1 = eye_plan.field.roi
+    outside = np.ones((512, 512), bool)
+    outside[y0:y1, x0:x1] = False
+    assert not eye_plan.region.mask[outside].any()
+    bx0, by0, bx1, by1 = eye_plan.region.bbox
+    assert x0 <= bx0 < bx1 <= x1 and y0 <= by0 < by1 <= y1
 
 
 def test_identity_region_is_empty():
-    region = edit_region(WarpField.identity((64, 48)), np.zeros((0, 2)))
+    region = edit_region(WarpField.identity((64, 48)))
     assert region.is_empty and region.polygons == () and not region.mask.any()
-    assert region.blend.shape == (64, 48) and not region.blend.any()
-
-
-def test_blend_kernel_follows_the_image_size(astronaut):
-    _, lm = astronaut
-    anchors = lm.face[[33, 133, 159, 145]]
-    small = blend_mask((512, 512), anchors, 0.05)
-    wide = blend_mask((512, 512), anchors, 0.2)
-    assert (wide > 0).sum() > (small > 0).sum()
+    assert region.mask.shape == (64, 48)
 
 
 def test_invalid_arguments_raise(eye_plan):
     with pytest.raises(ValueError, match="threshold_px"):
-        edit_region(eye_plan.field, np.zeros((0, 2)), threshold_px=-1)
-    with pytest.raises(ValueError, match="blur_fraction"):
-        edit_region(eye_plan.field, np.zeros((0, 2)), blur_fraction=0)
+        edit_region(eye_plan.field, threshold_px=-1)
