@@ -59,13 +59,13 @@ class GateConfig:
     ``blur_crop_px`` squared (grey, 8-bit scale).
     """
 
-    min_inter_ocular_px: float = 40.0
+    min_inter_ocular_px: float = 24.0
     max_abs_yaw_deg: float = 30.0
     max_abs_pitch_deg: float = 25.0
     min_blur_variance: float = 20.0
     blur_crop_px: int = 128
     border_margin_px: float = 2.0
-    people_policy: PeoplePolicy = "largest"
+    people_policy: PeoplePolicy = "each"
     max_people: int = 1
 
     def __post_init__(self) -> None:

@@ -211,7 +211,8 @@ class PortraitDetections:
             models=tuple(ModelId(m["name"], m["path"], m["sha256"]) for m in row["models"]),
         )
         derived = (list(record.usable_faces()), record.reject_reason())
-        if derived != (list(row["usable_faces"]), row["reject_reason"]):
+        stored_reason = row["reject_reason"] if isinstance(row["reject_reason"], str) else None  # pandas: NaN
+        if derived != ([int(i) for i in row["usable_faces"]], stored_reason):
             raise ValueError(f"row's usable_faces/reject_reason disagree with its verdicts: {derived}")
         return record
 

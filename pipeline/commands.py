@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--limit", type=int, help="use only the first N source paths (sorted)")
     build.add_argument("--seed", type=int, help="global seed every random choice derives from")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+        help="override one config value (YAML syntax), e.g. --set simulated.edits_per_face=4 "
+        "--set gates.people_policy=each; repeatable",
+    )  # fmt: skip
     build.set_defaults(handler=_build)
 
     regen = sub.add_parser("regenerate", help="rebuild shards of a finished build, byte-identically",
@@ -60,17 +65,30 @@ def _cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a private local Ray)")
 
 
+def _parse_settings(settings: list[str]) -> dict[str, object]:
+    """``["a.b=3", "c=x"]`` -> ``{"a.b": 3, "c": "x"}`` (values parsed as YAML scalars)."""
+    import yaml
+
+    parsed = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
 def _build(args: argparse.Namespace) -> int:
     from pipeline.build import ConfigMismatch, build
     from pipeline.config import load_config, with_overrides
     from pipeline.runner import TasksFailed
 
-    config = with_overrides(
-        load_config(args.config),
-        {"subset": args.subset, "seed": args.seed, "limit": args.limit,
-         "cluster.num_workers": args.workers, "cluster.address": args.address},
-    )  # fmt: skip
     try:
+        config = with_overrides(
+            load_config(args.config),
+            {**_parse_settings(args.settings), "subset": args.subset, "seed": args.seed, "limit": args.limit,
+             "cluster.num_workers": args.workers, "cluster.address": args.address},
+        )  # fmt: skip
         report = build(args.source, args.out, config, progress=not args.quiet)
     except (ConfigMismatch, FileNotFoundError, ValueError) as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)
@@ -87,7 +105,7 @@ def _build(args: argparse.Namespace) -> int:
         f"  pairs = pd.read_parquet('{report.out}/manifests/pairs')\n"
         f"  rejects = pd.read_parquet('{report.out}/manifests/rejects.parquet')\n"
         f"shards: {report.out}/shards/{config.subset}/*.tar (webdataset); check with: "
-        f"mirrorset verify --out {report.out}"
+        f"mirrorset verify {report.out}"
     )
     return 0
 

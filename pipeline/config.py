@@ -37,7 +37,7 @@ class SimulatedConfig:
     min_ops: int = 1
     max_ops: int = 3
     strengths: StrengthSpec = field(default_factory=StrengthSpec)
-    edits_per_face: int = 1
+    edits_per_face: int = 2
     views: int = 8
     augment: SimulatedAugmentSpec = field(default_factory=SimulatedAugmentSpec)
     warp: WarpSettings = field(default_factory=WarpSettings)

@@ -48,3 +48,15 @@ def test_point_arrays_have_fixed_shapes(astronaut_det):
     row["faces"][0]["landmarks"] = row["faces"][0]["landmarks"][:-3]
     with pytest.raises(ValueError, match="face landmarks"):
         PortraitDetections.from_row(row)
+
+
+def test_rows_read_back_with_pandas_rebuild_the_record(tmp_path, astronaut_det, coffee_det):
+    import pandas as pd
+
+    rows = [{"source_id": name, **det.to_row()} for name, det in (("a", astronaut_det), ("c", coffee_det))]
+    pq.write_table(detections_table(rows), tmp_path / "d.parquet")
+    frame = pd.read_parquet(tmp_path / "d.parquet")
+    for (_, row), det in zip(frame.iterrows(), (astronaut_det, coffee_det)):
+        rebuilt = PortraitDetections.from_row(row.to_dict())
+        assert rebuilt.usable_faces() == det.usable_faces()
+        assert rebuilt.reject_reason() == det.reject_reason()

@@ -389,11 +389,13 @@ def _linear_srgb_icc() -> bytes:
     return header + struct.pack(">I", len(tags)) + table + body
 
 
-def test_garbage_is_still_rejected_after_ultralytics_patches_pillow():
+def test_garbage_is_still_rejected_after_ultralytics_patches_pillow(monkeypatch):
     import PIL.Image
-    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open on import)
+    from ultralytics.utils import patches  # importing it replaces PIL.Image.open process-wide
 
-    assert PIL.Image.open.__module__ != "PIL.Image"
+    # The detector puts Pillow's opener back after loading YOLO; install the wrapper here
+    # regardless of what ran before.
+    monkeypatch.setattr(PIL.Image, "open", patches.image_open)
     with pytest.raises(ImageRejected) as info:
         decode_image(b"definitely not an image, just text bytes")
     assert info.value.code == "undecodable"

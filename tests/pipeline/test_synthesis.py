@@ -23,7 +23,7 @@ from warps.landmarks import Landmarks
 
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "landmarks_astronaut.json"
-CONFIG = MirrorsetConfig(simulated=SimulatedConfig(views=3), output=OutputConfig(image_format="png"))
+CONFIG = MirrorsetConfig(simulated=SimulatedConfig(views=3, edits_per_face=1), output=OutputConfig(image_format="png"))
 
 
 @pytest.fixture(scope="module")

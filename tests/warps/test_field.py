@@ -107,9 +107,14 @@ def test_composition_equals_sequential_application():
     a = solve_backward((1024, 1024), a_src, a_dst)
     b = solve_backward((1024, 1024), b_src, b_dst)
     both = a.then(b)
-    # The composed map is exact at pixel centres, which is where images are sampled.
+    # At pixel centres (where images are sampled) the composed map equals a(b(x)) up to
+    # cv2.remap's 1/32 px position quantisation: at most 1/64 px times a's displacement gradient.
     pts = np.random.default_rng(0).integers(250, 600, (2000, 2)).astype(np.float64)
-    np.testing.assert_allclose(both.sample(pts), a.sample(b.sample(pts)), atol=1e-3)
+    dx, dy = a.displacement()
+    gradient = max(np.abs(np.gradient(dx)).max(), np.abs(np.gradient(dy)).max())
+    bound = 2 * gradient / 64 + 1e-4  # two components, each off by at most gradient / 64
+    error = np.abs(both.sample(pts) - a.sample(b.sample(pts))).max()
+    assert error <= bound, (error, bound)
     assert WarpField.identity((1024, 1024)).then(a) is a and a.then(WarpField.identity((1024, 1024))) is a
 
 
