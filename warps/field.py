@@ -296,15 +296,10 @@ def solve_backward(
     step = DEFAULT_STEP if step is None else int(step)
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
-    src, dst = prepare_controls(src, dst)
-    if len(src) == 0 or np.array_equal(src, dst):
+    box = _solve_box((h, w), src, dst, roi, margin)
+    if box is None:
         return WarpField.identity((h, w))
-    inner = _bbox(np.vstack([src, dst]))
-    if roi is None:
-        roi = _grow(inner, margin, (h, w))
-    roi = _clip_roi(roi, (h, w))
-    if roi[0] >= roi[2] or roi[1] >= roi[3]:
-        return WarpField.identity((h, w))
+    src, dst, inner, roi = box
     xs = _nodes(roi[0], roi[2], step)
     ys = _nodes(roi[1], roi[3], step)
     gx, gy = np.meshgrid(xs, ys)
@@ -432,19 +427,30 @@ def solve_backward_dense(
 ) -> WarpField:
     """Reference solver: the same field as :func:`solve_backward`, solved at every pixel."""
     h, w = int(shape[0]), int(shape[1])
-    src, dst = prepare_controls(src, dst)
-    if len(src) == 0 or np.array_equal(src, dst):
+    box = _solve_box((h, w), src, dst, roi, margin)
+    if box is None:
         return WarpField.identity((h, w))
-    inner = _bbox(np.vstack([src, dst]))
-    roi = _clip_roi(_grow(inner, margin, (h, w)) if roi is None else roi, (h, w))
-    if roi[0] >= roi[2] or roi[1] >= roi[3]:
-        return WarpField.identity((h, w))
+    src, dst, inner, roi = box
     gx, gy = _pixel_grid(roi)
     pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
     mapped = mls_points(pts, dst, src, kind=kind, alpha=alpha, reference=True)
     disp = (mapped - pts) * _taper(pts, inner, roi, (h, w), window)[:, None]
     rh, rw = gx.shape
     return WarpField.from_displacement((h, w), roi, disp[:, 0].reshape(rh, rw), disp[:, 1].reshape(rh, rw))
+
+
+def _solve_box(
+    shape: tuple[int, int], src: np.ndarray, dst: np.ndarray, roi: Roi | None, margin: float
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float], Roi] | None:
+    """(src, dst, controls' bounding box, roi) both solvers share; None when the field is the identity."""
+    src, dst = prepare_controls(src, dst)
+    if len(src) == 0 or np.array_equal(src, dst):
+        return None
+    inner = _bbox(np.vstack([src, dst]))
+    roi = _clip_roi(_grow(inner, margin, shape) if roi is None else roi, shape)
+    if roi[0] >= roi[2] or roi[1] >= roi[3]:
+        return None
+    return src, dst, inner, roi
 
 
 def _nodes(lo: int, hi: int, step: int) -> np.ndarray:
