@@ -23,6 +23,7 @@ from manifests.schema import (
     PAIRS_SCHEMA,
     REJECTS_SCHEMA,
     marker_path,
+    member_sha_columns,
     pairs_part_path,
     shard_name,
     shard_tar_path,
@@ -188,8 +189,8 @@ class ShardStage:
             pairs_part_path(self.out, task.subset, task.index), PAIRS_SCHEMA
         ) as part:
             for output in self.producer.produce(task):
-                for sample in output.samples:
-                    tar.write(sample)
+                for sample, row in zip(output.samples, output.rows, strict=True):
+                    _check_row_digests(row, tar.write(sample))
                 part.write_many(output.rows)
                 pairs += len(output.rows)
                 rejects.extend(output.rejects)
@@ -209,3 +210,10 @@ class ShardStage:
             },
         )
         return ShardSummary(task.name, False, pairs, len(rejects))
+
+
+def _check_row_digests(row: dict[str, Any], written: dict[str, str]) -> None:
+    """The pair row's sha256 columns must name the bytes the tar writer actually wrote."""
+    for suffix, column in member_sha_columns(row["image_format"]).items():
+        if row[column] != written.get(suffix):
+            raise ValueError(f"pair {row['key']}: {column} does not match the written member {suffix!r}")

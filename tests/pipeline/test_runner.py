@@ -90,8 +90,9 @@ def test_ray_backend_matches_local_and_uses_separate_workers(tmp_path: Path) -> 
 class CropProducer:
     """Pairs made of real photo crops: before = crop, after = the crop shifted by one pixel."""
 
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, wrong_digest: bool = False) -> None:
         self.fail_on = fail_on
+        self.wrong_digest = wrong_digest
 
     def setup(self) -> None:
         self.image = load_image(ASTRONAUT)
@@ -106,7 +107,10 @@ class CropProducer:
             mask = np.full((128, 128), 255, np.uint8)
             sample = {"__key__": key, "after.jpg": encode_jpeg(after), "before.jpg": encode_jpeg(before),
                       "json": b"{}", "mask.png": encode_png(mask)}  # fmt: skip
-            yield SourceOutput(samples=[sample], rows=[_row(task, source_id, key, sample)],
+            row = _row(task, source_id, key, sample)
+            if self.wrong_digest:
+                row["sha256_mask"] = row["sha256_before"]
+            yield SourceOutput(samples=[sample], rows=[row],
                                rejects=[{"source_id": source_id, "path": "x", "stage": "synthesis",
                                          "reason": "test", "detail": None}])  # fmt: skip
 
@@ -149,3 +153,12 @@ def test_failed_shard_leaves_no_files(tmp_path: Path) -> None:
         stage.run_shard(task)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     assert not marker_path(tmp_path, "simulated", 0).exists()
+
+
+def test_row_naming_other_bytes_than_the_member_is_refused(tmp_path: Path) -> None:
+    task = ShardTask("simulated", 0, ("aaaa000000000001",))
+    stage = ShardStage(tmp_path, CropProducer(wrong_digest=True))
+    stage.setup()
+    with pytest.raises(ValueError, match="sha256_mask does not match the written member 'mask.png'"):
+        stage.run_shard(task)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
