@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ def _detect(args: argparse.Namespace) -> int:
     from detectors.config import DetectorConfig, GateConfig
     from detectors.draw import render
     from detectors.portrait import PortraitDetector
+    from manifests.markers import write_bytes_atomic
     from pipeline.imageio import ImageRejected, load_image
 
     config = DetectorConfig()
@@ -70,9 +70,7 @@ def _detect(args: argparse.Namespace) -> int:
                 ok, encoded = cv2.imencode(out.suffix or ".png", cv2.cvtColor(render(rgb, record), cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise ValueError(f"cannot encode drawing as {out.suffix!r}")
-                tmp = out.with_name(out.name + ".partial")
-                tmp.write_bytes(encoded.tobytes())
-                os.replace(tmp, out)
+                write_bytes_atomic(out, encoded.tobytes())
     return 1 if failures else 0
 
 

@@ -31,22 +31,27 @@ from manifests.schema import (
     shard_name,
     shard_tar_path,
 )
-from manifests.shards import file_sha256
+from manifests.digests import file_sha256
 
 #: Keys a marker sets itself; a payload may not use them.
 RESERVED_KEYS = frozenset({"schema_version", "subset", "index", "shard", "counts", "tar", "part"})
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON (sorted keys, 2-space indent, trailing newline) via a
-    partial file and ``os.replace``."""
+    """Write ``obj`` as JSON (sorted keys, 2-space indent, trailing newline) atomically."""
+    text = json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a partial file, fsync it, then ``os.replace`` it onto ``path``;
+    on any failure the partial file is removed and ``path`` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
-    text = json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -10,7 +10,6 @@ into place on a successful close.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ from typing import BinaryIO
 
 from webdataset import TarWriter
 
+from manifests.digests import sha256_hex
 from manifests.schema import IMAGE_FORMATS, check_key, member_suffixes, partial_path
 
 TAR_MTIME = 0
@@ -52,19 +52,6 @@ class TarMember:
     def suffix(self) -> str:
         """Everything after the first dot, e.g. ``"after.jpg"``."""
         return self.name.split(".", 1)[1] if "." in self.name else ""
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """sha256 (hex) of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sample_format(sample: Mapping[str, object]) -> str:

@@ -40,7 +40,8 @@ from manifests.schema import (
     shard_tar_path,
     sources_path,
 )
-from manifests.shards import UnsafeTarError, iter_tar_members, sha256_hex
+from manifests.digests import sha256_hex
+from manifests.shards import UnsafeTarError, iter_tar_members
 
 #: Problem code -> meaning (also documented in docs/manifests.md).
 PROBLEM_CODES = {

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from warps.augment import transform_points
+
 #: FaceMesh indices of the subject's right eye contour (image left on a frontal face).
 RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246)
 #: FaceMesh indices of the subject's left eye contour (image right on a frontal face).
@@ -43,7 +45,7 @@ class FaceAlignment:
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) image points -> (N, 2) crop-frame points."""
-        return apply_affine(self.matrix, points)
+        return transform_points(self.matrix, points)
 
     def to_record(self) -> dict:
         return {"matrix": self.matrix.round(9).tolist(), "size": self.size}
@@ -82,12 +84,6 @@ def align_face(face: np.ndarray, size: int = 1024) -> FaceAlignment:
     linear = scale * np.stack([x_axis, y_axis])
     offset = (size - 1) / 2.0 - linear @ centre
     return FaceAlignment(matrix=np.column_stack([linear, offset]), size=size)
-
-
-def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(N, 2) points mapped by a (2, 3) affine matrix."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:

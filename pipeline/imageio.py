@@ -30,7 +30,6 @@ never returns a partial image. Rules:
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import struct
 import sys
@@ -44,6 +43,8 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 # Register the decoders SUPPORTED_FORMATS names without loading every plugin.
 from PIL import JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+
+from manifests.digests import sha256_hex
 
 RejectCode = Literal["empty", "undecodable", "truncated", "unsupported_format", "too_small", "too_large"]
 ImageFormat = Literal["jpeg", "png", "webp"]
@@ -93,11 +94,6 @@ class ImageRejected(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
-
-
-def sha256_hex(data: bytes) -> str:
-    """Full sha256 of ``data`` as 64 lowercase hex characters."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def content_id(data: bytes) -> str:

@@ -30,7 +30,8 @@ from typing import Any, Literal
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image, sha256_hex
+from manifests.digests import sha256_hex
+from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image
 from pipeline.sample_corpus import sample_paths
 
 Status = Literal["accepted", "rejected", "duplicate"]

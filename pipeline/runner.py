@@ -28,7 +28,8 @@ from manifests.schema import (
     shard_name,
     shard_tar_path,
 )
-from manifests.shards import ShardTarWriter, file_sha256
+from manifests.digests import file_sha256
+from manifests.shards import ShardTarWriter
 from pipeline.backends import Backend
 from pipeline.progress import bar
 from pipeline.stage import Resources, Stage

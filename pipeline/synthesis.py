@@ -21,7 +21,6 @@ Coordinates are pixel (x, y) with pixel centres at integers; images RGB uint8.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from detectors.records import PortraitDetections
+from manifests.digests import sha256_hex
 from manifests.schema import SCHEMA_VERSION, group_key, image_ext, pair_key
 from pipeline import __version__
 from pipeline.alignment import FaceAlignment, align_face
@@ -211,7 +211,7 @@ def render_pair(
     }
     record = _parameter_record(key, edit, transform, view, view_seed, bbox, len(xs), min_jacobian, config, context)
     members["json"] = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-    digest = {suffix: hashlib.sha256(data).hexdigest() for suffix, data in members.items()}
+    digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {
         "pair_id": key,
         "subset": config.subset,

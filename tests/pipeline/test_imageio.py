@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
+from manifests.digests import sha256_hex
 from pipeline.imageio import (
     FILE_EXTENSIONS,
     DecodeLimits,
@@ -25,7 +26,6 @@ from pipeline.imageio import (
     encode_png,
     encode_webp_lossless,
     load_image,
-    sha256_hex,
 )
 from pipeline.sample_corpus import sample_paths
 

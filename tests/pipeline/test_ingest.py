@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.imageio import DecodeLimits, content_id, load_image, sha256_hex
+from manifests.digests import sha256_hex
+from pipeline.imageio import DecodeLimits, content_id, load_image
 from pipeline.ingest import (
     IngestResult,
     ingest,

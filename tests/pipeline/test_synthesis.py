@@ -13,11 +13,11 @@ import pytest
 import skimage
 
 from detectors.records import PortraitDetections
-from pipeline.alignment import align_face, apply_affine
+from pipeline.alignment import align_face
 from pipeline.config import MirrorsetConfig, OutputConfig, SimulatedConfig
 from pipeline.imageio import load_image
 from pipeline.synthesis import base_frame, make_edit, synthesize_source
-from warps.augment import SpatialTransform, apply_image
+from warps.augment import SpatialTransform, apply_image, transform_points
 from warps.chain import OpCall
 from warps.landmarks import Landmarks
 
@@ -45,7 +45,7 @@ def test_ffhq_alignment_levels_and_centres_the_eyes() -> None:
     assert right_eye[0] < 511.5 < left_eye[0]
     assert abs((right_eye[0] + left_eye[0]) / 2 - 511.5) < 10
     assert 150 < left_eye[0] - right_eye[0] < 400
-    np.testing.assert_allclose(apply_affine(alignment.inverse, crop), face, atol=1e-9)
+    np.testing.assert_allclose(transform_points(alignment.inverse, crop), face, atol=1e-9)
     with pytest.raises(ValueError, match="degenerate"):
         align_face(np.zeros((478, 2)), 1024)
 
