@@ -160,7 +160,8 @@ class _MeasuredShardStage:
 def _timed_shards(out: Path, tasks: list, config: Any) -> dict[str, float]:
     from pipeline.backends import open_backend
     from pipeline.build import SimulatedProducer
-    from pipeline.runner import ShardStage, run_tasks, shard_outputs
+    from pipeline.runner import ShardStage, shard_outputs
+    from pipeline.tasks import run_tasks
 
     for task in tasks:
         for path in shard_outputs(out, task.subset, task.index):

@@ -45,11 +45,11 @@ from pipeline.runner import (
     ShardSummary,
     ShardTask,
     SourceOutput,
-    run_tasks,
     shard_outputs,
     shard_rejects_path,
 )
 from pipeline.stage import Resources
+from pipeline.tasks import run_tasks
 
 
 class ConfigMismatch(ValueError):

@@ -81,7 +81,7 @@ def _parse_settings(settings: list[str]) -> dict[str, object]:
 def _build(args: argparse.Namespace) -> int:
     from pipeline.build import ConfigMismatch, build
     from pipeline.config import load_config, with_overrides
-    from pipeline.runner import TasksFailed
+    from pipeline.tasks import TasksFailed
 
     try:
         config = with_overrides(
@@ -114,7 +114,7 @@ def _regenerate(args: argparse.Namespace) -> int:
     from manifests.schema import parse_shard_name
     from pipeline.build import regenerate
     from pipeline.config import ClusterConfig
-    from pipeline.runner import TasksFailed
+    from pipeline.tasks import TasksFailed
 
     shards = None
     if args.shards:

@@ -17,7 +17,8 @@ from manifests.schema import marker_path, pairs_part_path, shard_tar_path
 from manifests.shards import iter_tar_members
 from pipeline.backends import open_backend
 from pipeline.imageio import encode_jpeg, encode_png, load_image
-from pipeline.runner import ShardStage, ShardTask, SourceOutput, TasksFailed, run_tasks, shard_is_done
+from pipeline.runner import ShardStage, ShardTask, SourceOutput, shard_is_done
+from pipeline.tasks import TasksFailed, run_tasks
 from pipeline.stage import Resources
 
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
