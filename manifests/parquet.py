@@ -1,24 +1,22 @@
-"""Atomic, deterministic Parquet writing with an explicit schema.
+"""Deterministic Parquet parts with an explicit schema, committed through a Store.
 
 Rows are plain dicts that must hold exactly the schema's fields; values are
 converted by pyarrow with the schema's types (no inference). Writer options are
 fixed, so the same rows written with the same pyarrow version give the same
-bytes. Files are written to ``.<name>.partial`` and renamed into place on a
-successful close; on an exception the temporary file is removed.
+bytes. Commits follow ``manifests.storage`` (temporary name then rename locally,
+one completed upload on object stores).
 """
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.schema import partial_path
+from manifests.storage import Store, Written
 
 #: Rows per row group (and per in-memory batch); part of the byte-level contract.
 ROW_GROUP_ROWS = 4096
@@ -63,117 +61,55 @@ def check_row(row: Mapping[str, Any], schema: pa.Schema, index: int = 0) -> None
             raise ValueError(f"{row_label(row, index)}: field {field.name!r} must not be null")
 
 
-class ParquetPartWriter:
-    """Stream rows into one Parquet file, committed atomically on close.
+def encode_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema, name: str = "table") -> bytes:
+    """Parquet bytes of ``rows`` with ``schema`` (each row checked first); same rows, same bytes.
 
-    Use as a context manager; ``write(row)`` validates each row and buffers it,
-    full batches of ``ROW_GROUP_ROWS`` become row groups. Leaving the block
-    normally renames ``.<name>.partial`` to ``path``; an exception removes it.
+    ``name`` labels conversion errors. Parts are small (one task's rows), so they are
+    built in memory and committed in one write.
     """
-
-    def __init__(self, path: str | Path, schema: pa.Schema) -> None:
-        self.path = Path(path)
-        self.schema = schema
-        self.tmp_path = partial_path(self.path)
-        self.rows_written = 0
-        self._batch: list[Mapping[str, Any]] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._closed = False
-
-    def __enter__(self) -> ParquetPartWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self.tmp_path, self.schema, **_WRITER_OPTIONS)
-        return self
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        if self._writer is None or self._closed:
-            raise RuntimeError("ParquetPartWriter.write outside its `with` block")
-        check_row(row, self.schema, self.rows_written + len(self._batch))
-        self._batch.append(row)
-        if len(self._batch) >= ROW_GROUP_ROWS:
-            self._flush()
-
-    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        for row in rows:
-            self.write(row)
-
-    def _flush(self) -> None:
-        if not self._batch:
-            return
-        assert self._writer is not None
-        first = self.rows_written
-        try:
-            table = pa.Table.from_pylist(self._batch, schema=self.schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-            raise ValueError(
-                f"rows {first}..{first + len(self._batch) - 1} of {self.path.name} "
-                f"do not convert to the schema: {exc}"
-            ) from exc
-        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.rows_written += len(self._batch)
-        self._batch = []
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                self._flush()
-        except BaseException:
-            self._abort()
-            raise
-        if exc_type is not None:
-            self._abort()
-            return
-        self._closed = True
-        assert self._writer is not None
-        self._writer.close()
-        self._writer = None
-        _fsync(self.tmp_path)
-        os.replace(self.tmp_path, self.path)
-
-    def _abort(self) -> None:
-        self._closed = True
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.tmp_path.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    rows = list(rows)
+    for index, row in enumerate(rows):
+        check_row(row, schema, index)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        table = pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise ValueError(f"rows of {name} do not convert to the schema: {exc}") from exc
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=ROW_GROUP_ROWS, **_WRITER_OPTIONS)
+    return buffer.getvalue()
 
 
-def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> int:
-    """Write ``rows`` to ``path`` atomically with ``schema``; returns the row count."""
-    with ParquetPartWriter(path, schema) as writer:
-        writer.write_many(rows)
-    return writer.rows_written
+def write_rows(store: Store, rel: str, rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> Written:
+    """Commit ``rows`` as the Parquet file ``rel`` of ``store`` (atomic; see manifests.storage)."""
+    return store.write_bytes(rel, encode_rows(rows, schema, rel))
 
 
-def _check_schema(path: str | Path, found: pa.Schema, schema: pa.Schema) -> None:
+def _check_schema(path: str, found: pa.Schema, schema: pa.Schema) -> None:
     if not found.equals(schema, check_metadata=False):
         raise ValueError(f"{path}: schema differs from the expected one:\n{found}")
 
 
-def read_table(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
-    """Read one Parquet file (no hive partition inference); with ``schema``, raise
-    ValueError if the file's schema differs from it (metadata ignored)."""
-    table = pq.read_table(path, partitioning=None)
-    if schema is not None:
-        _check_schema(path, table.schema, schema)
+def read_part(store: Store, rel: str, schema: pa.Schema | None = None, **kwargs: Any) -> pa.Table:
+    """One Parquet file of ``store`` (no hive partition inference); with ``schema``, raise
+    ValueError if the file's schema differs from it (metadata ignored). ``kwargs`` go to
+    :meth:`Store.read_table` (``columns``, ``filters``)."""
+    table = store.read_table(rel, **kwargs)
+    if schema is not None and not kwargs.get("columns"):
+        _check_schema(store.uri(rel), table.schema, schema)
     return table
 
 
-def count_rows(path: str | Path, schema: pa.Schema) -> int:
+def read_parts(store: Store, folder: str, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
+    """All parts directly in ``folder`` concatenated in name order (empty table if none)."""
+    tables = [store.read_table(rel, columns=columns, filters=filters) for rel in store.list(folder, ".parquet")]
+    if not tables:
+        return pa.table({name: [] for name in (columns or [])})
+    return pa.concat_tables(tables)
+
+
+def count_rows(store: Store, rel: str, schema: pa.Schema) -> int:
     """Row count of one Parquet file from its footer, after checking its schema."""
-    parquet_file = pq.ParquetFile(path)
-    _check_schema(path, parquet_file.schema_arrow, schema)
-    return parquet_file.metadata.num_rows
+    with store.open_read(rel) as f:
+        parquet_file = pq.ParquetFile(f)
+        _check_schema(store.uri(rel), parquet_file.schema_arrow, schema)
+        return parquet_file.metadata.num_rows

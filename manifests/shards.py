@@ -1,27 +1,25 @@
-"""Deterministic WebDataset shard writing and a safe in-memory tar reader.
+"""Deterministic WebDataset shard writing and a safe streaming tar reader.
 
 A shard is a plain (uncompressed) USTAR tar. Every member has mtime 0, uid/gid 0,
-uname/gname "root" and mode 0o644; samples are written in strictly increasing key
-order and each sample's members in name order (``{key}.after.jpg``,
-``{key}.before.jpg``, ``{key}.json``, ``{key}.mask.png``), so the same samples
-give byte-identical tars. The tar is written to ``.<name>.partial`` and renamed
-into place on a successful close.
+uname/gname "root" and mode 0o644; samples are written in the order given (the
+plan's order) and each sample's members in name order (``{key}.after.jpg``,
+``{key}.before.jpg``, ``{key}.json``, ``{key}.mask.png``, ``{key}.opmask.png``),
+so the same samples give byte-identical tars. Committing the bytes (temporary name
+then rename, or a completed upload) is the stream owner's job (``manifests.storage``).
 """
 
 from __future__ import annotations
 
-import os
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 from webdataset import TarWriter
 
 from manifests.digests import sha256_hex
-from manifests.schema import IMAGE_FORMATS, check_key, member_suffixes, partial_path
+from manifests.schema import IMAGE_FORMATS, check_key, member_suffixes
 
 TAR_MTIME = 0
 TAR_MODE = 0o644
@@ -69,28 +67,25 @@ def sample_format(sample: Mapping[str, object]) -> str:
 
 
 class ShardTarWriter:
-    """Write pair samples into one deterministic tar, committed on close.
+    """Write pair samples into one deterministic tar stream.
 
-    ``write({"__key__": key, "after.jpg": b"...", "before.jpg": ..., "json": ...,
-    "mask.png": ...})`` returns ``{suffix: sha256 hex}`` of the bytes written.
-    Keys must be valid (:func:`manifests.schema.check_key`) and strictly increasing.
-    Use as a context manager: a normal exit renames the partial file to ``path``,
-    an exception removes it.
+    ``stream`` is any writable binary stream (``Store.writer`` yields one that hashes
+    what it is given); the caller commits it. ``write({"__key__": key, "after.jpg":
+    b"...", ...})`` returns ``{suffix: sha256 hex}`` of the bytes written. Keys must be
+    valid (:func:`manifests.schema.check_key`) and unique within the tar; samples keep
+    the order they are written in. Use as a context manager: a normal exit writes the
+    tar's end-of-archive blocks.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.tmp_path = partial_path(self.path)
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
         self.count = 0
-        self._last_key: str | None = None
-        self._file: BinaryIO | None = None
+        self._keys: set[str] = set()
         self._tar: TarWriter | None = None
 
     def __enter__(self) -> ShardTarWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.tmp_path, "wb")
         self._tar = TarWriter(
-            self._file,
+            self._stream,
             user=TAR_OWNER,
             group=TAR_OWNER,
             mode=TAR_MODE,
@@ -107,10 +102,8 @@ class ShardTarWriter:
         if not isinstance(key, str):
             raise ValueError(f"sample needs a str '__key__', got {key!r}")
         check_key(key)
-        if self._last_key is not None and key <= self._last_key:
-            raise ValueError(
-                f"sample keys must be strictly increasing: {key!r} after {self._last_key!r}"
-            )
+        if key in self._keys:
+            raise ValueError(f"sample key {key!r} written twice into one shard")
         sample_format(sample)
         digests = {}
         for suffix, value in sample.items():
@@ -122,7 +115,7 @@ class ShardTarWriter:
                 )
             digests[suffix] = sha256_hex(value)
         self._tar.write(dict(sample))
-        self._last_key = key
+        self._keys.add(key)
         self.count += 1
         return dict(sorted(digests.items()))
 
@@ -132,54 +125,39 @@ class ShardTarWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._tar is not None and self._file is not None
-        tar, file = self._tar, self._file
-        self._tar = self._file = None
-        committed = False
-        try:
-            tar.close()
-            if exc_type is None:
-                file.flush()
-                os.fsync(file.fileno())
-                committed = True
-        finally:
-            file.close()
-            if not committed:
-                self.tmp_path.unlink(missing_ok=True)
-        if committed:
-            os.replace(self.tmp_path, self.path)
+        tar, self._tar = self._tar, None
+        if tar is not None and exc_type is None:
+            tar.close()  # end-of-archive blocks; a stream it did not open stays open
 
 
-def iter_tar_members(path: str | Path) -> Iterator[TarMember]:
-    """Yield the regular-file members of the tar at ``path``, read into memory.
+def iter_tar_members(stream: BinaryIO, name: str = "<tar>") -> Iterator[TarMember]:
+    """Yield the regular-file members of the tar read sequentially from ``stream``.
 
-    Nothing is extracted to the filesystem. Raises :class:`UnsafeTarError` for an
-    absolute or ``..`` name, a link, device, fifo or directory member, a corrupt
-    header, or non-zero bytes after the last readable member (a damaged header
-    ends tarfile's listing silently; this makes it loud).
+    One pass, bounded memory (one member at a time); nothing is extracted to the
+    filesystem. Raises :class:`UnsafeTarError` (``name`` says which tar) for an absolute
+    or ``..`` name, a link, device, fifo or directory member, a corrupt header, or
+    non-zero bytes after the last readable member (a damaged header ends tarfile's
+    listing silently; this makes it loud). The stream is read to its end.
     """
-    path = Path(path)
     try:
-        tar = tarfile.open(path, mode="r:")
+        tar = tarfile.open(fileobj=stream, mode="r|")
     except tarfile.TarError as exc:
-        raise UnsafeTarError(f"{path}: not a readable tar: {exc}") from exc
-    with tar:
-        while True:
-            try:
-                info = tar.next()
-            except tarfile.TarError as exc:
-                raise UnsafeTarError(f"{path}: corrupt tar at byte {tar.offset}: {exc}") from exc
-            if info is None:
-                break
-            _check_member(path, info)
-            extracted = tar.extractfile(info)
-            assert extracted is not None
-            yield TarMember(info.name, extracted.read())
-        end = tar.offset
-    _check_zero_tail(path, end)
+        raise UnsafeTarError(f"{name}: not a readable tar: {exc}") from exc
+    while True:
+        try:
+            info = tar.next()
+        except tarfile.TarError as exc:
+            raise UnsafeTarError(f"{name}: corrupt tar at byte {tar.offset}: {exc}") from exc
+        if info is None:
+            break
+        _check_member(name, info)
+        extracted = tar.extractfile(info)
+        assert extracted is not None
+        yield TarMember(info.name, extracted.read())
+    _check_zero_tail(name, tar.fileobj, tar.offset)
 
 
-def _check_member(path: Path, info: tarfile.TarInfo) -> None:
+def _check_member(path: str, info: tarfile.TarInfo) -> None:
     name = info.name
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise UnsafeTarError(f"{path}: member {name!r} has an absolute name")
@@ -190,16 +168,15 @@ def _check_member(path: Path, info: tarfile.TarInfo) -> None:
         raise UnsafeTarError(f"{path}: member {name!r} is a {kind} (type {info.type!r})")
 
 
-def _check_zero_tail(path: Path, offset: int) -> None:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        position = offset
-        while chunk := f.read(1 << 16):
-            stripped = chunk.lstrip(b"\0")
-            if stripped:
-                bad = position + len(chunk) - len(stripped)
-                raise UnsafeTarError(
-                    f"{path}: no valid tar header at byte {offset} but non-zero data at "
-                    f"byte {bad}: a corrupt header or trailing garbage"
-                )
-            position += len(chunk)
+def _check_zero_tail(name: str, stream: object, offset: int) -> None:
+    """The rest of the tar stream (after the end-of-archive marker) must be zero bytes."""
+    position = offset
+    while chunk := stream.read(1 << 16):  # type: ignore[attr-defined]
+        stripped = chunk.lstrip(b"\0")
+        if stripped:
+            bad = position + len(chunk) - len(stripped)
+            raise UnsafeTarError(
+                f"{name}: no valid tar header at byte {offset} but non-zero data at "
+                f"byte {bad}: a corrupt header or trailing garbage"
+            )
+        position += len(chunk)

@@ -1,330 +1,390 @@
-"""Orchestration: ingest -> detect -> plan shards -> shards -> rejects -> dataset.json.
+"""Orchestration: ingest -> detect -> (per subset) plan -> shards -> index -> dataset.json.
 
-Every step commits atomically and is skipped on a rerun when its output is already
-there, so a build killed at any moment and run again finishes with the same bytes as
-an uninterrupted one. The driver holds ids, paths and per-task summaries only.
+Every step commits atomically and is skipped on a rerun when its output is there, so a
+build killed at any moment and run again finishes with the same bytes as an uninterrupted
+one. The driver holds ids, paths, plans and per-task summaries; pixels stay on workers, and
+everything workers produce reaches the driver as task results or as objects under the
+dataset root (a local folder or an object-store URI; see ``manifests.storage``).
 
-Outputs besides the manifests layout (``manifests.schema``): ``OUT/config.json`` (the
-dataset-defining config and the source, written first; a rerun with a different one is
-refused) and ``OUT/_work/`` (detection parts, per-stage rejects; reused on rerun).
+``config.json`` records, per stage, the config group its outputs were made with
+(``MirrorsetConfig.groups``) and the source. A stage whose group differs from the recorded
+one is refused with the first difference, unless ``replace`` is given: then that stage's
+outputs and everything downstream of them are deleted and rebuilt (for a subset: that subset
+only).
 """
 
 from __future__ import annotations
 
-import json
-import platform
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-import pyarrow.parquet as pq
-
-from manifests.markers import write_json_atomic
-from manifests.parquet import ParquetPartWriter, write_table
+from manifests.parquet import encode_rows, read_parts
 from manifests.schema import (
+    DETECTIONS_DIR,
+    MARKERS_DIR,
+    PAIR_OPS_DIR,
+    PAIRS_DIR,
+    PLAN_DIR,
+    REJECTS_DIR,
     REJECTS_SCHEMA,
     SCHEMA_VERSION,
+    SOURCES_DIR,
     SOURCES_SCHEMA,
-    detections_path,
-    rejects_path,
-    shard_tar_path,
-    sources_path,
+    WORK_DIR,
+    CONFIG_FILE,
+    DATASET_FILE,
+    check_subset,
+    rejects_part_path,
+    shard_index_path,
+    shard_name,
+    sources_part_path,
 )
+from manifests.storage import Store
 from pipeline.backends import Backend, open_backend
 from pipeline.config import ClusterConfig, MirrorsetConfig, config_from_dataset_dict
-from pipeline.detect_stage import (
-    DetectChunk,
-    DetectStage,
-    chunk_is_done,
-    iter_verdicts,
-    merge_detections,
-    plan_chunks,
+from pipeline.detect_stage import DetectStage, committed_ids, plan_chunks
+from pipeline.ingest import (
+    INGEST_WORK_SCHEMA,
+    IngestStage,
+    chunk_paths,
+    ingest_part_path,
+    list_sources,
+    reject_row,
+    resolve_duplicates,
 )
-from pipeline.runner import (
-    ShardStage,
-    ShardSummary,
-    ShardTask,
-    SourceOutput,
-    shard_outputs,
-    shard_rejects_path,
-)
+from pipeline.plan import ShardTask, load_plan, plan_generation, samples_per_shard
+from pipeline.recipes import recipe_for
+from pipeline.runner import ShardStage, ShardSummary, code_versions
 from pipeline.stage import Resources
 from pipeline.tasks import run_tasks
 
+Stage = Literal["ingest", "detect", "shards", "all"]
+#: Sources rows per committed sources part.
+SOURCES_PART_ROWS = 100_000
+
 
 class ConfigMismatch(ValueError):
-    """OUT already holds a build made with a different config or source."""
+    """The dataset root holds outputs made with a different config or source."""
+
+
+@dataclass(frozen=True)
+class SubsetReport:
+    """Counts of one subset of a finished build."""
+
+    subset: str
+    shards: int
+    shards_skipped: int
+    pairs: int
+    planned: int
+    rejects: int
 
 
 @dataclass(frozen=True)
 class BuildReport:
-    """Counts of a finished build and where it is."""
+    """Counts of a build and where it is."""
 
     out: str
     sources: int
     accepted: int
-    usable: int
-    shards: int
-    shards_skipped: int
-    pairs: int
-    rejects: int
+    detected: int
+    subsets: tuple[SubsetReport, ...] = field(default_factory=tuple)
+
+    @property
+    def pairs(self) -> int:
+        return sum(s.pairs for s in self.subsets)
 
 
-def config_path(out: str | Path) -> Path:
-    return Path(out) / "config.json"
+def build(
+    source: str | None,
+    out: str,
+    config: MirrorsetConfig,
+    *,
+    subsets: Sequence[str] = ("simulated",),
+    stage: Stage = "all",
+    replace: bool = False,
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or finish, or grow) the dataset of ``source`` into ``out``.
 
-
-def dataset_json_path(out: str | Path) -> Path:
-    return Path(out) / "dataset.json"
-
-
-def ingest_rejects_path(out: str | Path) -> Path:
-    return Path(out) / "_work" / "rejects" / "ingest.parquet"
-
-
-def versions() -> dict[str, str]:
-    """Versions that can change the bytes of a build."""
-    import pyarrow
-
-    from pipeline.synthesis import code_versions
-
-    return {**code_versions(), "pyarrow": pyarrow.__version__, "python": platform.python_version()}
-
-
-def record_config(out: str | Path, config: MirrorsetConfig, source: str) -> None:
-    """Write ``OUT/config.json`` or check it equals this build's; ConfigMismatch if not."""
-    wanted = {"config": config.dataset_dict(), "source": source}
-    path = config_path(out)
-    if path.is_file():
-        found = json.loads(path.read_text(encoding="utf-8"))
-        if found != json.loads(json.dumps(wanted)):
-            raise ConfigMismatch(
-                f"{out} already holds a build with a different config or source "
-                f"({_first_difference(found, wanted)}); use a new --out or delete {out}"
-            )
-        return
-    write_json_atomic(path, wanted)
-
-
-def load_recorded_config(out: str | Path, cluster: ClusterConfig) -> tuple[MirrorsetConfig, str]:
-    """The config and source recorded in ``OUT/config.json``, run with ``cluster``."""
-    path = config_path(out)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {out} is not a mirrorset build")
-    recorded = json.loads(path.read_text(encoding="utf-8"))
-    return config_from_dataset_dict(recorded["config"], cluster), recorded["source"]
-
-
-def build(source: str, out: str | Path, config: MirrorsetConfig, *, progress: bool = True) -> BuildReport:
-    """Build (or finish building) the dataset of ``source`` into ``out``."""
-    from pipeline.ingest import iter_source_paths
-
-    out = Path(out)
-    paths = iter_source_paths(source)  # validates the source before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    record_config(out, config, source)
-    accepted, sources = _ingest(out, paths, config, progress)
+    ``stage`` limits the run to one step (``ingest``, ``detect``, ``shards``), as the DVC
+    stages do; later steps read what earlier ones recorded, so only ``ingest`` and ``all``
+    need ``source`` (None: the recorded one).
+    """
+    subsets = [check_subset(s) for s in subsets]
+    store = Store(out)
+    recorded = store.read_json(CONFIG_FILE) or {}
+    source = _source(source, recorded, store)
+    steps = ("ingest", "detect", "shards") if stage == "all" else (stage,)
+    groups = config.groups()
+    recorded = _check_groups(store, recorded, source, groups, steps, subsets, replace)
     with _backend(config.cluster) as backend:
-        chunks = plan_chunks(accepted, config.cluster.detect_chunk_size)
-        _detect(backend, out, chunks, config, progress)
-        usable = [v.source_id for v in iter_verdicts(out, chunks) if v.usable_faces]
-        tasks = plan_shards(usable, config.subset, config.output.sources_per_shard)
-        summaries = _run_shards(backend, out, tasks, config, progress)
-    rejects = _merge_rejects(out, chunks, tasks)
-    report = BuildReport(
-        out=str(out),
-        sources=sources,
-        accepted=len(accepted),
-        usable=len(usable),
-        shards=len(tasks),
-        shards_skipped=sum(s.skipped for s in summaries),
-        pairs=sum(s.pairs for s in summaries),
-        rejects=rejects,
-    )
-    _write_dataset_json(out, config, source, report, summaries)
+        if "ingest" in steps:
+            _ingest(backend, store, source, config, progress)
+            _record(store, recorded, source, groups, ["ingest"])
+        accepted, total = _accepted_sources(store)
+        if "detect" in steps:
+            _detect(backend, store, accepted, config, progress)
+            _record(store, recorded, source, groups, ["detect"])
+        reports = []
+        if "shards" in steps:
+            for subset in subsets:
+                reports.append(_build_subset(backend, store, subset, accepted, config, progress))
+                _record(store, recorded, source, groups, [subset])
+    detected = len(committed_ids(store)[0])
+    report = BuildReport(store.url, total, len(accepted), detected, tuple(reports))
+    _write_dataset_json(store, report, store.read_json(CONFIG_FILE) or {})
     return report
 
 
-def plan_shards(usable_ids: Sequence[str], subset: str, sources_per_shard: int) -> list[ShardTask]:
-    """Sorted ids chunked by ``sources_per_shard``: shard membership depends on the ids only."""
-    ordered = sorted(usable_ids)
-    return [
-        ShardTask(subset, i, tuple(ordered[start : start + sources_per_shard]))
-        for i, start in enumerate(range(0, len(ordered), sources_per_shard))
-    ]
-
-
 def regenerate(
-    out: str | Path,
+    out: str,
     subset: str,
     shards: Sequence[int] | None = None,
     *,
     cluster: ClusterConfig = ClusterConfig(num_workers=1),
     progress: bool = True,
 ) -> list[ShardSummary]:
-    """Delete and rebuild shards of ``subset`` (all, or the ``shards`` indices) from the
-    manifests and the recorded config; the result is byte-identical to the original."""
-    out = Path(out)
-    config, _source = load_recorded_config(out, cluster)
-    if subset != config.subset:
-        raise ValueError(f"{out} holds subset {config.subset!r}, not {subset!r}")
-    table = pq.read_table(detections_path(out), columns=["source_id", "usable_faces"], partitioning=None)
-    usable = [r["source_id"] for r in table.to_pylist() if r["usable_faces"]]
-    tasks = plan_shards(usable, subset, config.output.sources_per_shard)
+    """Delete and rebuild shards of ``subset`` (all, or the ``shards`` indices) from the plan
+    and the recorded config; the result is byte-identical to the original."""
+    store = Store(out)
+    config = recorded_config(store, subset, cluster)
+    tasks, _, _ = load_plan(store, check_subset(subset))
     if shards is not None:
         known = {t.index for t in tasks}
         unknown = sorted(set(shards) - known)
         if unknown:
-            raise ValueError(f"no shard(s) {unknown} in {out}; it has indices 0..{len(tasks) - 1}")
+            raise ValueError(f"no {subset} shard(s) {unknown} in {store.url}; it has {sorted(known)}")
         tasks = [t for t in tasks if t.index in set(shards)]
+    from manifests.schema import marker_path
+
     for task in tasks:
-        for path in shard_outputs(out, task.subset, task.index):
-            path.unlink(missing_ok=True)
+        store.delete(marker_path(task.subset, task.index))
     with _backend(config.cluster) as backend:
-        return _run_shards(backend, out, tasks, config, progress)
+        summaries = _run_shards(backend, store, subset, tasks, config, progress)
+    write_shard_index(store, subset)
+    return summaries
+
+
+def recorded_config(store: Store, subset: str, cluster: ClusterConfig) -> MirrorsetConfig:
+    """The config ``subset`` of ``store`` was built with, run with ``cluster``."""
+    recorded = store.read_json(CONFIG_FILE)
+    if recorded is None:
+        raise FileNotFoundError(f"{store.uri(CONFIG_FILE)} does not exist: {store.url} is not a mirrorset build")
+    groups = recorded.get("groups", {})
+    if subset not in groups:
+        raise ValueError(f"{store.url} holds no {subset} subset (recorded: {sorted(k for k in groups if k in ('simulated', 'professional'))})")
+    data: dict[str, Any] = {}
+    for name in ("ingest", "detect", subset):
+        data.update(groups.get(name, {}))
+    return config_from_dataset_dict(data, cluster)
+
+
+def _source(source: str | None, recorded: dict[str, Any], store: Store) -> str:
+    if source is None:
+        if "source" not in recorded:
+            raise FileNotFoundError(f"{store.url} records no source yet: run the ingest stage with --source first")
+        return recorded["source"]
+    if source != "sample" and "://" not in source:
+        import os
+
+        source = os.path.abspath(source)
+    return source
+
+
+def _check_groups(
+    store: Store, recorded: dict[str, Any], source: str, groups: dict[str, Any], steps: Sequence[str],
+    subsets: Sequence[str], replace: bool,
+) -> dict[str, Any]:
+    """Refuse (or, with ``replace``, clear) outputs made with another config; returns the record."""
+    import json
+
+    found = recorded.get("groups", {})
+    wanted = json.loads(json.dumps(groups))
+    checks = ["ingest"] if "ingest" in steps else []
+    if recorded.get("source") not in (None, source):
+        if not replace:
+            raise ConfigMismatch(
+                f"{store.url} was built from source {recorded['source']!r}, not {source!r}; "
+                "use another --out, or --replace to rebuild everything"
+            )
+        _clear(store, "ingest", found)
+        found = {}
+    if "detect" in steps or "shards" in steps:
+        checks.append("detect")
+    if "shards" in steps:
+        checks.extend(subsets)
+    for name in checks:
+        if name in found and found[name] != wanted[name]:
+            if not replace:
+                raise ConfigMismatch(
+                    f"{store.url} holds {name} outputs made with a different config "
+                    f"({_first_difference(found[name], wanted[name])}); use another --out, or --replace "
+                    f"to delete and rebuild them"
+                )
+            _clear(store, name, found)
+    return {"schema_version": SCHEMA_VERSION, "source": source, "groups": found}
+
+
+def _clear(store: Store, name: str, found: dict[str, Any]) -> None:
+    """Delete the outputs of stage ``name`` and everything downstream of them."""
+    subsets = ("simulated", "professional")
+    if name in ("ingest", "detect"):
+        for folder in (DETECTIONS_DIR, PLAN_DIR, PAIRS_DIR, PAIR_OPS_DIR, MARKERS_DIR, "shards"):
+            store.delete_tree(folder)
+        for rel in store.list(REJECTS_DIR, ".parquet"):
+            if not rel.rsplit("/", 1)[-1].startswith("ingest-"):
+                store.delete(rel)
+        for key in ("detect", *subsets):
+            found.pop(key, None)
+        if name == "ingest":
+            store.delete_tree(SOURCES_DIR)
+            store.delete_tree(f"{WORK_DIR}/ingest")
+            store.delete_tree(REJECTS_DIR)
+            found.pop("ingest", None)
+        return
+    store.delete_tree(f"{PLAN_DIR}/subset={name}")
+    store.delete_tree(f"{PAIRS_DIR}/subset={name}")
+    store.delete_tree(f"{PAIR_OPS_DIR}/subset={name}")
+    store.delete_tree(f"shards/{name}")
+    for rel in store.list(MARKERS_DIR, ".json"):
+        if rel.rsplit("/", 1)[-1].startswith(f"{name}-"):
+            store.delete(rel)
+    for rel in store.list(REJECTS_DIR, ".parquet"):
+        base = rel.rsplit("/", 1)[-1]
+        if base.startswith(f"{name}-") or base.startswith(f"plan-{name}-"):
+            store.delete(rel)
+    found.pop(name, None)
+
+
+def _record(store: Store, recorded: dict[str, Any], source: str, groups: dict[str, Any], names: list[str]) -> None:
+    import json
+
+    for name in names:
+        recorded["groups"][name] = json.loads(json.dumps(groups[name]))
+    recorded["source"] = source
+    recorded["versions"] = code_versions()
+    store.write_json(CONFIG_FILE, recorded)
 
 
 def _backend(cluster: ClusterConfig) -> Backend:
     return open_backend(cluster.resolved_backend(), num_workers=cluster.num_workers, address=cluster.address)
 
 
-def _ingest(out: Path, paths: Iterator[str], config: MirrorsetConfig, progress: bool) -> tuple[list[tuple[str, str]], int]:
-    """Write sources.parquet and the ingest rejects (reused when both exist);
-    returns the accepted ``(source_id, path)`` pairs and the number of sources."""
-    from pipeline.ingest import ingest, to_reject_row, to_source_row
+def _ingest(backend: Backend, store: Store, source: str, config: MirrorsetConfig, progress: bool) -> None:
+    """Inspect every path not yet inspected, then write the sources table and ingest rejects."""
+    listing = list_sources(source, list_root=config.ingest.list_root)
+    paths = list(listing.paths[: config.limit] if config.limit else listing.paths)
+    seen: dict[str, dict[str, Any]] = {}
+    parts = store.list(f"{WORK_DIR}/ingest", ".parquet")
+    for rel in parts:
+        for row in store.read_table(rel).to_pylist():
+            seen[row["path"]] = row
+    first = max((int(rel.rsplit("-", 1)[-1].removesuffix(".parquet")) for rel in parts), default=-1) + 1
+    chunks = chunk_paths(paths, set(seen), config.ingest.chunk_size, first, listing.root)
+    stage = IngestStage(store, config.ingest.limits, Resources(cpus=config.cluster.num_cpus_per_worker))
+    written = run_tasks(
+        backend, stage, chunks, label=lambda c: f"ingest chunk {c.index}",
+        max_retries=config.cluster.max_retries, progress=progress, unit="chunk",
+    )  # fmt: skip
+    for item in written:
+        for row in store.read_table(item.path).to_pylist():
+            seen[row["path"]] = row
+    rows = resolve_duplicates(seen[p] for p in paths)
+    for old in store.list(SOURCES_DIR, ".parquet"):
+        store.delete(old)
+    for i, start in enumerate(range(0, max(len(rows), 1), SOURCES_PART_ROWS)):
+        store.write_bytes(sources_part_path(i), encode_rows(rows[start : start + SOURCES_PART_ROWS], SOURCES_SCHEMA))
+    rejected = [reject_row(r) for r in rows if r["status"] != "accepted"]
+    store.write_bytes(rejects_part_path("ingest", 0), encode_rows(rejected, REJECTS_SCHEMA))
 
-    if not (sources_path(out).is_file() and ingest_rejects_path(out).is_file()):
-        if config.limit:
-            paths = (p for _, p in zip(range(config.limit), paths))
-        with ParquetPartWriter(ingest_rejects_path(out), REJECTS_SCHEMA) as rejects, ParquetPartWriter(
-            sources_path(out), SOURCES_SCHEMA
-        ) as sources:
-            for result in ingest(paths, limits=config.ingest, progress=progress):
-                sources.write(to_source_row(result))
-                if result.status != "accepted":
-                    rejects.write(to_reject_row(result))
-    table = pq.read_table(sources_path(out), columns=["source_id", "path", "status"], partitioning=None)
+
+def _accepted_sources(store: Store) -> tuple[list[tuple[str, str]], int]:
+    """Accepted ``(source_id, path)`` pairs and the number of sources rows."""
+    table = read_parts(store, SOURCES_DIR, columns=["source_id", "path", "status"])
     rows = table.to_pylist()
-    accepted = [(r["source_id"], r["path"]) for r in rows if r["status"] == "accepted"]
-    return accepted, len(rows)
+    return [(r["source_id"], r["path"]) for r in rows if r["status"] == "accepted"], len(rows)
 
 
-def _detect(backend: Backend, out: Path, chunks: list[DetectChunk], config: MirrorsetConfig, progress: bool) -> None:
-    """Detect the chunks not yet committed (no worker loads a model when all are), then merge."""
+def _detect(backend: Backend, store: Store, accepted: list[tuple[str, str]], config: MirrorsetConfig, progress: bool) -> None:
+    """Detect every accepted photo no committed part holds (no worker loads a model when none)."""
+    located, failed, first = committed_ids(store)
+    chunks = plan_chunks(accepted, set(located) | failed, config.cluster.detect_chunk_size, first)
     stage = DetectStage(
-        out, config.detector, config.gates, config.ingest, Resources(cpus=config.cluster.num_cpus_per_worker)
-    )
-    missing = [chunk for chunk in chunks if not chunk_is_done(out, chunk)]
+        store, config.detector, config.gates, config.ingest.limits, config.cluster.photo_timeout_s,
+        Resources(cpus=config.cluster.num_cpus_per_worker),
+    )  # fmt: skip
     run_tasks(
-        backend, stage, missing, label=lambda c: f"detect chunk {c.index}",
+        backend, stage, chunks, label=lambda c: f"detect chunk {c.index}",
         max_retries=config.cluster.max_retries, progress=progress, unit="chunk",
         workers=config.cluster.detect_actors or None,
+    )  # fmt: skip
+
+
+def _build_subset(
+    backend: Backend, store: Store, subset: str, accepted: list[tuple[str, str]], config: MirrorsetConfig, progress: bool
+) -> SubsetReport:
+    recipe = recipe_for(subset, config)
+    per_shard = samples_per_shard(config.output.shard_target_bytes, config.output.bytes_per_pixel, recipe.nominal_pixels)
+    tasks = plan_generation(
+        store, recipe, dict(accepted), samples_per_shard=per_shard, edits_per_run=config.output.edits_per_run
     )
-    merge_detections(out, chunks, detections_path(out))
+    summaries = _run_shards(backend, store, subset, tasks, config, progress)
+    write_shard_index(store, subset)
+    return SubsetReport(
+        subset, len(summaries), sum(s.skipped for s in summaries), sum(s.pairs for s in summaries),
+        sum(s.planned for s in summaries), sum(s.rejects for s in summaries),
+    )  # fmt: skip
 
 
 def _run_shards(
-    backend: Backend, out: Path, tasks: list[ShardTask], config: MirrorsetConfig, progress: bool
+    backend: Backend, store: Store, subset: str, tasks: list[ShardTask], config: MirrorsetConfig, progress: bool
 ) -> list[ShardSummary]:
-    stage = ShardStage(out, SimulatedProducer(str(out), config), Resources(cpus=config.cluster.num_cpus_per_worker))
+    stage = ShardStage(store, config, subset, Resources(cpus=config.cluster.num_cpus_per_worker))
     return run_tasks(
-        backend, stage, tasks, label=lambda t: t.name,
+        backend, stage, tasks, label=lambda t: shard_name(t.subset, t.index),
         max_retries=config.cluster.max_retries, progress=progress, unit="shard",
-    )
+    )  # fmt: skip
 
 
-class SimulatedProducer:
-    """Reads a shard's photos and detections and synthesizes their pairs (runs on workers)."""
+def write_shard_index(store: Store, subset: str) -> dict[str, Any]:
+    """``shards/<subset>/index.json`` (wids-shard-index-v1) from the subset's markers."""
+    from manifests.markers import read_markers
 
-    def __init__(self, out: str, config: MirrorsetConfig) -> None:
-        self.out = out
-        self.config = config
-
-    def setup(self) -> None:
-        import cv2
-
-        cv2.setNumThreads(1)  # one core per worker; also keeps results independent of core count
-
-    def produce(self, task: ShardTask) -> Iterator[SourceOutput]:
-        from detectors.records import PortraitDetections
-        from pipeline.ingest import read_source
-        from pipeline.synthesis import synthesize_source
-
-        wanted = list(task.source_ids)
-        paths = _rows_by_id(sources_path(self.out), wanted, ["source_id", "path"])
-        detections = _rows_by_id(detections_path(self.out), wanted, None)
-        for source_id in wanted:
-            path = paths[source_id]["path"]
-            image = read_source(path, limits=self.config.ingest, expected_id=source_id)
-            yield synthesize_source(
-                image,
-                PortraitDetections.from_row(detections[source_id]),
-                source_id=source_id,
-                path=path,
-                shard=task.name,
-                config=self.config,
-            )
+    shardlist = []
+    for index, marker in sorted(read_markers(store, subset).items()):
+        tar = marker["files"]["tar"]
+        shardlist.append({
+            "url": tar["path"].rsplit("/", 1)[-1], "nsamples": marker["counts"]["pairs"],
+            "filesize": tar["bytes"], "sha256": tar["sha256"],
+        })  # fmt: skip
+    index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": subset, "shardlist": shardlist}
+    store.write_json(shard_index_path(subset), index)
+    return index
 
 
-def _rows_by_id(path: Path, ids: list[str], columns: list[str] | None) -> dict[str, dict[str, Any]]:
-    table = pq.read_table(path, columns=columns, filters=[("source_id", "in", ids)], partitioning=None)
-    rows = {row["source_id"]: row for row in table.to_pylist()}
-    missing = sorted(set(ids) - set(rows))
-    if missing:
-        raise ValueError(f"{path} has no row for source(s) {missing}")
-    return rows
+def _write_dataset_json(store: Store, report: BuildReport, recorded: dict[str, Any]) -> None:
+    from manifests.markers import read_markers
 
-
-def _merge_rejects(out: Path, chunks: list[DetectChunk], tasks: list[ShardTask]) -> int:
-    """rejects.parquet = ingest rejects, then detect rejects, then each shard's, in order."""
-    paths = {source_id: path for chunk in chunks for source_id, path in chunk.sources}
-
-    def rows() -> Iterator[dict[str, Any]]:
-        yield from pq.read_table(ingest_rejects_path(out), partitioning=None).to_pylist()
-        for verdict in iter_verdicts(out, chunks):
-            if not verdict.usable_faces:
-                yield {
-                    "source_id": verdict.source_id,
-                    "path": paths[verdict.source_id],
-                    "stage": "detect",
-                    "reason": verdict.reject_reason,
-                    "detail": "no usable face under the quality gates",
-                }
-        for task in tasks:
-            yield from pq.read_table(shard_rejects_path(out, task.subset, task.index), partitioning=None).to_pylist()
-
-    return write_table(rejects_path(out), rows(), REJECTS_SCHEMA)
-
-
-def _write_dataset_json(
-    out: Path, config: MirrorsetConfig, source: str, report: BuildReport, summaries: list[ShardSummary]
-) -> None:
-    write_json_atomic(
-        dataset_json_path(out),
-        {
-            "schema_version": SCHEMA_VERSION,
-            "subset": config.subset,
-            "source": source,
-            "config": config.dataset_dict(),
-            "versions": versions(),
-            "counts": {
-                "sources": report.sources,
-                "accepted": report.accepted,
-                "usable": report.usable,
-                "shards": report.shards,
-                "pairs": report.pairs,
-                "rejects": report.rejects,
-            },
-            "shards": [
-                {
-                    "name": s.shard,
-                    "pairs": s.pairs,
-                    "tar": shard_tar_path(out, config.subset, i).relative_to(out).as_posix(),
-                }
-                for i, s in enumerate(summaries)
-            ],
-        },
-    )
+    subsets = {}
+    for subset in ("simulated", "professional"):
+        markers = read_markers(store, subset)
+        if not markers:
+            continue
+        subsets[subset] = {
+            "shards": len(markers),
+            "pairs": sum(m["counts"]["pairs"] for m in markers.values()),
+            "planned": sum(m["counts"]["planned"] for m in markers.values()),
+            "index": shard_index_path(subset),
+        }
+    store.write_json(DATASET_FILE, {
+        "schema_version": SCHEMA_VERSION,
+        "source": recorded.get("source"),
+        "groups": recorded.get("groups", {}),
+        "versions": code_versions(),
+        "counts": {"sources": report.sources, "accepted": report.accepted, "detected": report.detected},
+        "subsets": subsets,
+    })  # fmt: skip
 
 
 def _first_difference(found: Any, wanted: Any, path: str = "") -> str:

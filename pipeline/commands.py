@@ -23,11 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add build / regenerate subcommands."""
     build = sub.add_parser("build", help="build a dataset from photos", description=BUILD_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    build.add_argument("--source", required=True,
-                       help="a folder of photos, a .parquet/.csv list with a 'path' column, or 'sample' "
-                       "(the built-in corpus of photos shipped by installed packages)")  # fmt: skip
-    build.add_argument("--out", required=True, help="output folder (created; reused to resume)")
-    build.add_argument("--subset", default="simulated", choices=["simulated"], help="which subset to build")
+    build.add_argument("--source",
+                       help="a folder of photos (local or s3://...), a .parquet/.csv list with a 'path' column, or "
+                       "'sample' (the built-in corpus of photos shipped by installed packages); default: the one "
+                       "recorded in OUT")  # fmt: skip
+    build.add_argument("--out", required=True, help="dataset root: a folder or an s3:// / gs:// URI (reused to resume)")
+    build.add_argument("--subset", default="simulated", choices=["simulated", "professional", "all"],
+                       help="which subset to build (default simulated; all = both, into one root)")  # fmt: skip
+    build.add_argument("--stage", default="all", choices=["ingest", "detect", "shards", "all"],
+                       help="run one step only (as the DVC stages do); default all")  # fmt: skip
+    build.add_argument("--replace", action="store_true",
+                       help="if OUT holds outputs of the chosen steps made with another config or source, delete "
+                       "them (and what depends on them) and rebuild; other subsets are kept")  # fmt: skip
     build.add_argument("--config", help="YAML config file (default: the repository's params.yaml)")
     _cluster_flags(build)
     build.add_argument("--limit", type=int, help="use only the first N source paths (sorted)")
@@ -43,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     regen = sub.add_parser("regenerate", help="rebuild shards of a finished build, byte-identically",
                            description=REGENERATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     regen.add_argument("--out", required=True, help="the build's output folder")
-    regen.add_argument("--subset", default="simulated", choices=["simulated"], help="subset to regenerate")
+    regen.add_argument("--subset", default="simulated", choices=["simulated", "professional"], help="subset to regenerate")
     regen.add_argument("--shards", help="comma-separated shard indices or names (default: all)")
     _cluster_flags(regen)
     regen.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -83,30 +90,38 @@ def _build(args: argparse.Namespace) -> int:
     from pipeline.config import load_config, with_overrides
     from pipeline.tasks import TasksFailed
 
+    subsets = ["simulated", "professional"] if args.subset == "all" else [args.subset]
     try:
         config = with_overrides(
             load_config(args.config),
-            {**_parse_settings(args.settings), "subset": args.subset, "seed": args.seed, "limit": args.limit,
+            {**_parse_settings(args.settings), "seed": args.seed, "limit": args.limit,
              "cluster.num_workers": args.workers, "cluster.address": args.address},
         )  # fmt: skip
-        report = build(args.source, args.out, config, progress=not args.quiet)
+        report = build(args.source, args.out, config, subsets=subsets, stage=args.stage, replace=args.replace,
+                       progress=not args.quiet)  # fmt: skip
     except (ConfigMismatch, FileNotFoundError, ValueError) as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)
         return 2
     except TasksFailed as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"built {report.pairs} pairs from {report.usable} of {report.sources} photos in "
-        f"{report.shards} shard(s) ({report.shards_skipped} already done); {report.rejects} reject rows\n"
-        f"dataset: {report.out}\n"
-        "open it with pandas:\n"
-        "  import pandas as pd\n"
-        f"  pairs = pd.read_parquet('{report.out}/manifests/pairs')\n"
-        f"  rejects = pd.read_parquet('{report.out}/manifests/rejects.parquet')\n"
-        f"shards: {report.out}/shards/{config.subset}/*.tar (webdataset); check with: "
-        f"mirrorset verify {report.out}"
-    )
+    lines = [f"{report.sources} source paths, {report.accepted} accepted, {report.detected} detected"]
+    for s in report.subsets:
+        lines.append(
+            f"{s.subset}: {s.pairs} pairs of {s.planned} planned in {s.shards} shard(s) "
+            f"({s.shards_skipped} already done); {s.rejects} synthesis reject rows"
+        )
+    if report.subsets:
+        lines += [
+            f"dataset: {report.out}",
+            "open it with pandas:",
+            "  import pandas as pd",
+            f"  pairs = pd.read_parquet('{report.out}/manifests/pairs')",
+            f"  rejects = pd.read_parquet('{report.out}/manifests/rejects')",
+            f"shards: {report.out}/shards/<subset>/*.tar (webdataset; index.json beside them); "
+            f"check with: mirrorset verify {report.out}",
+        ]
+    print("\n".join(lines))
     return 0
 
 

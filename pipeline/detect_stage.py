@@ -1,25 +1,31 @@
-"""Detection as a stage: chunks of accepted sources -> committed detection parts.
+"""Detection as a stage: chunks of accepted sources -> committed detections parts.
 
-Chunk ``i`` holds sources ``[i * chunk_size, (i + 1) * chunk_size)`` of the sorted
-accepted ids; each worker loads the detectors once (``setup``) and writes each chunk's
-rows to ``OUT/_work/detections/part-<i:06d>.parquet`` atomically. A chunk whose part
-exists with the same source ids is reused, so reruns detect only what is missing.
-:func:`merge_detections` concatenates the parts into ``manifests/detections.parquet``.
+Chunk ``i`` holds up to ``cluster.detect_chunk_size`` accepted source ids. Each worker loads
+the detectors once (``setup``) and, per chunk, writes the photos that failed to a rejects
+part (``manifests/rejects/detect-<i>.parquet``) and then the detections of the others to
+``manifests/detections/part-<i>.parquet``; the detections part is the chunk's commit marker.
+A photo never stops a chunk: a decode failure keeps its reason code, a photo that changed
+since ingest is ``changed_since_ingest``, one running past ``cluster.photo_timeout_s`` is
+``timeout``, any other exception is ``internal_error`` with its type and message.
+
+A rerun detects only ids that no committed part holds; new ids (a grown source) go to new
+chunks numbered after the existing ones, so existing parts are never rewritten.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Sequence
-
-import pyarrow.parquet as pq
 
 from detectors.config import DetectorConfig, GateConfig
 from manifests.detections import DETECTIONS_SCHEMA
-from manifests.parquet import ParquetPartWriter
-from pipeline.imageio import DecodeLimits, content_id, decode_image
+from manifests.parquet import encode_rows
+from manifests.schema import DETECTIONS_DIR, REJECTS_SCHEMA, detections_part_path, rejects_part_path
+from manifests.storage import Store
+from pipeline.imageio import DecodeLimits, ImageRejected
+from pipeline.ingest import SourceChanged, read_source
 from pipeline.stage import Resources
+from pipeline.timeouts import WorkTimeout, time_limit
 
 
 @dataclass(frozen=True)
@@ -34,33 +40,54 @@ class DetectChunk:
 class DetectSummary:
     index: int
     detected: int
-    reused: bool
+    failed: int
 
 
-def detections_work_dir(out: str | Path) -> Path:
-    return Path(out) / "_work" / "detections"
+def part_index(rel: str) -> int:
+    """The index of ``manifests/detections/part-<n>.parquet``."""
+    return int(rel.rsplit("-", 1)[-1].removesuffix(".parquet"))
 
 
-def chunk_part_path(out: str | Path, index: int) -> Path:
-    return detections_work_dir(out) / f"part-{index:06d}.parquet"
-
-
-def plan_chunks(sources: Sequence[tuple[str, str]], chunk_size: int) -> list[DetectChunk]:
-    """Chunks of ``sources`` (``(source_id, path)``, sorted here by id) of ``chunk_size``."""
-    ordered = sorted(sources)
+def plan_chunks(sources: Sequence[tuple[str, str]], done: set[str], chunk_size: int, first_index: int) -> list[DetectChunk]:
+    """Chunks of the ``(source_id, path)`` pairs whose id is not in ``done``, by id, numbered
+    from ``first_index``."""
+    todo = sorted(s for s in sources if s[0] not in done)
     return [
-        DetectChunk(i, tuple(ordered[start : start + chunk_size]))
-        for i, start in enumerate(range(0, len(ordered), chunk_size))
+        DetectChunk(first_index + i, tuple(todo[start : start + chunk_size]))
+        for i, start in enumerate(range(0, len(todo), chunk_size))
     ]
 
 
-def chunk_is_done(out: str | Path, chunk: DetectChunk) -> bool:
-    """The chunk's part is committed and holds exactly its source ids, in order."""
-    path = chunk_part_path(out, chunk.index)
-    if not path.is_file():
-        return False
-    ids = pq.read_table(path, columns=["source_id"], partitioning=None).column(0).to_pylist()
-    return ids == [source_id for source_id, _ in chunk.sources]
+def committed_ids(store: Store) -> tuple[dict[str, int], set[str], int]:
+    """(source id -> detections part, ids that failed detection, next free chunk index)."""
+    located: dict[str, int] = {}
+    last = -1
+    for rel in store.list(DETECTIONS_DIR, ".parquet"):
+        index = part_index(rel)
+        last = max(last, index)
+        for source_id in store.read_table(rel, columns=["source_id"]).column(0).to_pylist():
+            located[source_id] = index
+    failed: set[str] = set()
+    for index in range(last + 1):
+        rel = rejects_part_path("detect", index)
+        if store.exists(rel) and store.exists(detections_part_path(index)):
+            failed.update(store.read_table(rel, columns=["source_id"]).column(0).to_pylist())
+    return located, failed, last + 1
+
+
+def load_detectors(detector: DetectorConfig, gates: GateConfig):
+    """A loaded PortraitDetector with the thread counts every caller must share."""
+    import cv2
+    import torch
+
+    from detectors.portrait import PortraitDetector
+
+    # One thread: results must not depend on how many cores a worker sees.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    found = PortraitDetector(detector, gates)
+    found.load()
+    return found
 
 
 class DetectStage:
@@ -70,30 +97,23 @@ class DetectStage:
 
     def __init__(
         self,
-        out: str | Path,
+        store: Store,
         detector: DetectorConfig,
         gates: GateConfig,
         limits: DecodeLimits,
+        photo_timeout_s: float = 0.0,
         resources: Resources = Resources(),
     ) -> None:
-        self.out = str(out)
+        self.store = store
         self.detector_config = detector
         self.gate_config = gates
         self.limits = limits
+        self.photo_timeout_s = photo_timeout_s
         self.resources = resources
         self._detector = None
 
     def setup(self) -> None:
-        import cv2
-        import torch
-
-        from detectors.portrait import PortraitDetector
-
-        # One thread per worker: results must not depend on how many cores a worker sees.
-        cv2.setNumThreads(1)
-        torch.set_num_threads(1)
-        self._detector = PortraitDetector(self.detector_config, self.gate_config)
-        self._detector.load()
+        self._detector = load_detectors(self.detector_config, self.gate_config)
 
     def process_batch(self, items: list[DetectChunk]) -> list[DetectSummary]:
         return [self._run_chunk(chunk) for chunk in items]
@@ -104,46 +124,34 @@ class DetectStage:
             self._detector = None
 
     def _run_chunk(self, chunk: DetectChunk) -> DetectSummary:
-        if chunk_is_done(self.out, chunk):
-            return DetectSummary(chunk.index, len(chunk.sources), reused=True)
+        if self.store.exists(detections_part_path(chunk.index)):
+            return DetectSummary(chunk.index, len(chunk.sources), 0)
         if self._detector is None:
             raise RuntimeError("DetectStage.process_batch called before setup()")
-        with ParquetPartWriter(chunk_part_path(self.out, chunk.index), DETECTIONS_SCHEMA) as part:
-            for source_id, source_path in chunk.sources:
-                data = Path(source_path).read_bytes()
-                if content_id(data) != source_id:
-                    raise ValueError(
-                        f"{source_path} changed since ingest: content id {content_id(data)} != {source_id}"
-                    )
-                record = self._detector.detect(decode_image(data, limits=self.limits))
-                part.write({"source_id": source_id, **record.to_row()})
-        return DetectSummary(chunk.index, len(chunk.sources), reused=False)
+        rows, rejects = [], []
+        for source_id, path in chunk.sources:
+            try:
+                with time_limit(self.photo_timeout_s):
+                    image = read_source(path, limits=self.limits, expected_id=source_id)
+                    record = self._detector.detect(image)
+            except ImageRejected as exc:
+                rejects.append(_reject(source_id, path, exc.code, exc.detail))
+            except SourceChanged as exc:
+                rejects.append(_reject(source_id, path, "changed_since_ingest", str(exc)))
+            except WorkTimeout as exc:
+                rejects.append(_reject(source_id, path, "timeout", str(exc)))
+            except (Exception, MemoryError) as exc:  # one photo never stops a chunk: recorded, not raised
+                rejects.append(_reject(source_id, path, "internal_error", f"{type(exc).__name__}: {exc}"))
+            else:
+                rows.append({"source_id": source_id, **record.to_row()})
+        self.store.write_bytes(rejects_part_path("detect", chunk.index), encode_rows(rejects, REJECTS_SCHEMA))
+        self.store.write_bytes(detections_part_path(chunk.index), encode_rows(rows, DETECTIONS_SCHEMA))
+        return DetectSummary(chunk.index, len(rows), len(rejects))
 
 
-@dataclass(frozen=True)
-class DetectVerdict:
-    """What the build needs from one detections row."""
-
-    source_id: str
-    usable_faces: tuple[int, ...]
-    reject_reason: str | None
-
-
-def iter_verdicts(out: str | Path, chunks: Sequence[DetectChunk]) -> Iterator[DetectVerdict]:
-    """Verdicts of every chunk's committed part, in chunk order (reads three columns only)."""
-    for chunk in chunks:
-        table = pq.read_table(
-            chunk_part_path(out, chunk.index),
-            columns=["source_id", "usable_faces", "reject_reason"],
-            partitioning=None,
-        )
-        for row in table.to_pylist():
-            yield DetectVerdict(row["source_id"], tuple(row["usable_faces"]), row["reject_reason"])
-
-
-def merge_detections(out: str | Path, chunks: Sequence[DetectChunk], target: str | Path) -> int:
-    """Concatenate the chunk parts into ``target`` (atomic); returns the row count."""
-    with ParquetPartWriter(target, DETECTIONS_SCHEMA) as merged:
-        for chunk in chunks:
-            merged.write_many(pq.read_table(chunk_part_path(out, chunk.index), partitioning=None).to_pylist())
-    return merged.rows_written
+def _reject(source_id: str, path: str, reason: str, detail: str) -> dict:
+    return {
+        "source_id": source_id, "path": path, "stage": "detect", "reason": reason, "detail": detail,
+        "subset": None, "person_index": None, "edit_index": None, "view": None, "attempt": None,
+        "measurements": None,
+    }  # fmt: skip

@@ -1,56 +1,56 @@
-"""The shard lifecycle, once for every backend.
+"""The shard lifecycle, once for every backend and every subset.
 
-:class:`ShardStage` is the shard commit protocol: skip if the marker matches the files;
-otherwise stream the producer's samples into the tar (``.partial`` then rename), the
-pairs rows into the pairs part and the per-shard rejects into ``_work/rejects/<shard>.parquet``
-(each atomic), and write the marker last.
+:class:`ShardStage` runs one :class:`~pipeline.plan.ShardTask` on a worker:
+
+1. skip it if its marker exists and every file matches the marker (a resumed build);
+2. otherwise drop a stale marker, then stream the shard: for each run decode the photo
+   (once per run), and for each edit slot make the edit (up to the recipe's attempts), draw
+   its views and write every view into the tar *as it is encoded*, so a worker holds one
+   edit at a time whatever the number of pairs;
+3. commit the pairs part, the pair_ops part and the rejects part, then the marker, which
+   records the size and sha256 of every file as written.
+
+Nothing about one photo stops a shard: decode failures, a photo changed since ingest, a
+timeout or an unexpected exception become reject rows for the edits they hit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Protocol
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from detectors.records import PortraitDetections
 from manifests.markers import is_complete, read_marker, write_marker
-from manifests.parquet import ParquetPartWriter
+from manifests.parquet import encode_rows
 from manifests.schema import (
+    PAIR_OPS_SCHEMA,
     PAIRS_SCHEMA,
     REJECTS_SCHEMA,
+    detections_part_path,
     marker_path,
     member_sha_columns,
+    pair_ops_part_path,
     pairs_part_path,
-    shard_name,
+    rejects_part_path,
     shard_tar_path,
 )
-from manifests.digests import file_sha256
 from manifests.shards import ShardTarWriter
+from manifests.storage import Store
+from pipeline.imageio import ImageRejected
+from pipeline.ingest import SourceChanged, read_source
+from pipeline.plan import Run, ShardTask
+from pipeline.recipes import Edit, EditRejected, Recipe, Target, recipe_for
+from pipeline.render import PairContext, max_displacement, render_view, sample_views
+from pipeline.seeding import derive_seed, split_of
 from pipeline.stage import Resources
+from pipeline.timeouts import WorkTimeout, time_limit
 
-@dataclass(frozen=True)
-class ShardTask:
-    """Shard ``index`` of ``subset`` holds the pairs of ``source_ids`` (sorted)."""
-
-    subset: str
-    index: int
-    source_ids: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return shard_name(self.subset, self.index)
-
-
-@dataclass(frozen=True)
-class SourceOutput:
-    """What one source contributes to a shard.
-
-    ``samples``: webdataset dicts (``__key__`` + member suffix -> bytes) in key order;
-    ``rows``: their PAIRS_SCHEMA rows, same order; ``rejects``: REJECTS_SCHEMA rows.
-    """
-
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+#: ``stage`` of the reject rows a shard writes.
+SYNTHESIS_STAGE = "synthesis"
 
 
 @dataclass(frozen=True)
@@ -60,97 +60,218 @@ class ShardSummary:
     shard: str
     skipped: bool
     pairs: int
+    planned: int
     rejects: int
+    seconds: float
 
 
-class ShardProducer(Protocol):
-    """Makes a shard's content; one instance per worker, ``setup`` before the first shard."""
+def code_versions() -> dict[str, str]:
+    """Versions that can change the bytes of a pair."""
+    import cv2
+    import PIL
+    import pyarrow
+    import webdataset
 
-    def setup(self) -> None: ...
+    from manifests.schema import SCHEMA_VERSION
+    from pipeline import __version__
+    from pipeline.render import RECORD_VERSION
 
-    def produce(self, task: ShardTask) -> Iterator[SourceOutput]:
-        """One output per source of ``task``, in ``task.source_ids`` order."""
-
-
-def shard_rejects_path(out: str | Path, subset: str, index: int) -> Path:
-    """``out/_work/rejects/<shard>.parquet``: the rejects a shard's synthesis produced."""
-    return Path(out) / "_work" / "rejects" / f"{shard_name(subset, index)}.parquet"
-
-
-def shard_outputs(out: str | Path, subset: str, index: int) -> tuple[Path, ...]:
-    """Every file a shard owns, the marker last."""
-    return (
-        shard_rejects_path(out, subset, index),
-        shard_tar_path(out, subset, index),
-        pairs_part_path(out, subset, index),
-        marker_path(out, subset, index),
-    )
+    return {
+        "mirrorset": __version__,
+        "schema": str(SCHEMA_VERSION),
+        "record": str(RECORD_VERSION),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "pillow": PIL.__version__,
+        "pyarrow": pyarrow.__version__,
+        "webdataset": webdataset.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def shard_is_done(out: str | Path, subset: str, index: int) -> bool:
-    """The marker exists and the tar, pairs part and rejects part match it in size."""
-    if not is_complete(out, subset, index):
-        return False
-    record = (read_marker(out, subset, index) or {}).get("rejects", {})
-    path = shard_rejects_path(out, subset, index)
-    return path.is_file() and path.stat().st_size == record.get("bytes")
+def shard_is_done(store: Store, subset: str, index: int) -> bool:
+    """The marker exists and every file it records matches in size."""
+    return is_complete(store, subset, index)
 
 
 class ShardStage:
-    """Stage running the shard commit protocol around a :class:`ShardProducer`."""
+    """Stage running the shard lifecycle (module docstring) for one subset's recipe."""
 
     name = "shards"
 
-    def __init__(self, out: str | Path, producer: ShardProducer, resources: Resources = Resources()) -> None:
-        self.out = str(out)
-        self.producer = producer
+    def __init__(self, store: Store, config: Any, subset: str, resources: Resources = Resources()) -> None:
+        self.store = store
+        self.config = config
+        self.subset = subset
         self.resources = resources
+        self._recipe: Recipe | None = None
+        self._versions: dict[str, str] = {}
 
     def setup(self) -> None:
-        self.producer.setup()
+        import cv2
+
+        cv2.setNumThreads(1)  # one core per worker; also keeps results independent of core count
+        self._recipe = recipe_for(self.subset, self.config)
+        self._versions = code_versions()
 
     def process_batch(self, items: list[ShardTask]) -> list[ShardSummary]:
         return [self.run_shard(task) for task in items]
 
     def teardown(self) -> None:
-        """Producers hold no external resources."""
+        """Recipes hold no external resources."""
 
     def run_shard(self, task: ShardTask) -> ShardSummary:
-        if shard_is_done(self.out, task.subset, task.index):
-            marker = read_marker(self.out, task.subset, task.index) or {}
-            return ShardSummary(
-                task.name, True, marker["counts"]["pairs"], marker["rejects"]["rows"]
-            )
-        for stale in shard_outputs(self.out, task.subset, task.index):
-            stale.unlink(missing_ok=True)  # a marker must never outlive a rewrite
-        rejects_file = shard_rejects_path(self.out, task.subset, task.index)
-        pairs = 0
-        rejects: list[dict[str, Any]] = []
-        with ShardTarWriter(shard_tar_path(self.out, task.subset, task.index)) as tar, ParquetPartWriter(
-            pairs_part_path(self.out, task.subset, task.index), PAIRS_SCHEMA
-        ) as part:
-            for output in self.producer.produce(task):
-                for sample, row in zip(output.samples, output.rows, strict=True):
-                    _check_row_digests(row, tar.write(sample))
-                part.write_many(output.rows)
-                pairs += len(output.rows)
-                rejects.extend(output.rejects)
-        with ParquetPartWriter(rejects_file, REJECTS_SCHEMA) as reject_part:
-            reject_part.write_many(rejects)
-        write_marker(
-            self.out,
-            task.subset,
-            task.index,
-            {
-                "rejects": {
-                    "path": rejects_file.relative_to(self.out).as_posix(),
-                    "bytes": rejects_file.stat().st_size,
-                    "sha256": file_sha256(rejects_file),
-                    "rows": len(rejects),
-                }
-            },
+        from manifests.schema import shard_name
+
+        name = shard_name(task.subset, task.index)
+        if shard_is_done(self.store, task.subset, task.index):
+            marker = read_marker(self.store, task.subset, task.index) or {}
+            counts = marker.get("counts", {})
+            return ShardSummary(name, True, counts.get("pairs", 0), counts.get("planned", 0), counts.get("rejects", 0), 0.0)
+        if self._recipe is None:
+            raise RuntimeError("ShardStage.run_shard called before setup()")
+        start = time.perf_counter()
+        self.store.delete(marker_path(task.subset, task.index))  # a marker never outlives a rewrite
+        writer = _ShardWriter(self.store, self.config, self._recipe, name, self._versions)
+        with self.store.writer(shard_tar_path(task.subset, task.index)) as stream, ShardTarWriter(stream) as tar:
+            for run in task.runs:
+                writer.write_run(tar, run)
+        files = {"tar": _written(shard_tar_path(task.subset, task.index), stream)}
+        files["pairs"] = self.store.write_bytes(pairs_part_path(task.subset, task.index), encode_rows(writer.rows, PAIRS_SCHEMA))
+        files["pair_ops"] = self.store.write_bytes(
+            pair_ops_part_path(task.subset, task.index), encode_rows(writer.op_rows, PAIR_OPS_SCHEMA)
         )
-        return ShardSummary(task.name, False, pairs, len(rejects))
+        files["rejects"] = self.store.write_bytes(
+            rejects_part_path(task.subset, task.index), encode_rows(writer.rejects, REJECTS_SCHEMA)
+        )
+        seconds = time.perf_counter() - start
+        counts = {"pairs": len(writer.rows), "planned": task.planned, "rejects": len(writer.rejects)}
+        write_marker(self.store, task.subset, task.index, files, counts, {"timings": {"seconds": round(seconds, 3)}})
+        return ShardSummary(name, False, len(writer.rows), task.planned, len(writer.rejects), seconds)
+
+
+def _written(rel: str, stream: Any):
+    from manifests.storage import Written
+
+    return Written(rel, stream.size, stream.sha256)
+
+
+class _ShardWriter:
+    """Accumulates one shard's rows while its samples stream into the tar."""
+
+    def __init__(self, store: Store, config: Any, recipe: Recipe, shard: str, versions: dict[str, str]) -> None:
+        self.store = store
+        self.config = config
+        self.recipe = recipe
+        self.shard = shard
+        self.versions = versions
+        self.rows: list[dict[str, Any]] = []
+        self.op_rows: list[dict[str, Any]] = []
+        self.rejects: list[dict[str, Any]] = []
+        self._photo: tuple[str, np.ndarray] | None = None
+        self._detections: dict[int, dict[str, PortraitDetections]] = {}
+
+    def write_run(self, tar: ShardTarWriter, run: Run) -> None:
+        subset = self.recipe.subset
+        try:
+            detections = self._detections_of(run)
+            photo = self._photo_of(run)
+            target = self._target(run, detections)
+        except Exception as exc:  # one photo never stops a shard: recorded for every edit of the run
+            code = _reason(exc)
+            for edit_index in range(run.edit_start, run.edit_stop):
+                self._reject(run, edit_index, None, None, code, f"{type(exc).__name__}: {exc}")
+            return
+        context_base = dict(
+            subset=subset, source_id=run.source_id, path=run.path, photo_size=(photo.shape[1], photo.shape[0]),
+            person_index=run.person_index, face_index=target.face_index, shard=self.shard,
+            split=split_of(self.config.seed, run.source_id, self.config.splits.val, self.config.splits.test),
+            global_seed=self.config.seed, image_format=self.config.output.image_format,
+            jpeg_quality=self.config.output.jpeg_quality,
+            detector_models=tuple({"name": m.name, "sha256": m.sha256} for m in detections.models),
+            versions=self.versions,
+        )  # fmt: skip
+        for edit_index in range(run.edit_start, run.edit_stop):
+            made = self._make_edit(run, photo, detections, target, edit_index)
+            if made is None:
+                continue
+            edit, views, view_seeds, attempt, edit_seed = made
+            context = PairContext(**context_base, edit_index=edit_index, attempt=attempt, edit_seed=edit_seed)
+            measures = {"fold_count": int(edit.field.min_jacobian() <= 0), "min_jacobian": edit.field.min_jacobian()}
+            for view, (transform, view_seed) in enumerate(zip(views, view_seeds)):
+                if max_displacement(edit) * transform.scale < self.recipe.min_disp_px:
+                    self._reject(run, edit_index, view, attempt, "edit_too_small",
+                                 f"largest displacement {max_displacement(edit) * transform.scale:.2f} px in the view "
+                                 f"< min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
+                    continue
+                pair = render_view(edit, transform, view, view_seed, context, measures)
+                _check_row_digests(pair.row, tar.write(pair.sample))
+                self.rows.append(pair.row)
+                self.op_rows.extend(pair.op_rows)
+
+    def _make_edit(self, run: Run, photo: np.ndarray, detections: PortraitDetections, target: Target, edit_index: int):
+        """(edit, views, view seeds, attempt, edit seed) of the first attempt that succeeds, or None."""
+        subset = self.recipe.subset
+        views = target.views_of(edit_index)
+        for attempt in range(self.recipe.max_attempts):
+            edit_seed = derive_seed(self.config.seed, "edit", subset, run.source_id, run.person_index, edit_index, attempt)
+            view_seeds = [
+                derive_seed(self.config.seed, "view", subset, run.source_id, run.person_index, edit_index, attempt, v)
+                for v in range(views)
+            ]
+            try:
+                with time_limit(self.config.cluster.photo_timeout_s):
+                    rng = np.random.Generator(np.random.PCG64(edit_seed))
+                    edit: Edit = self.recipe.make_edit(photo, detections, target, edit_index, rng)
+                    transforms = sample_views(edit, view_seeds)
+                return edit, transforms, view_seeds, attempt, edit_seed
+            except EditRejected as exc:
+                self._reject(run, edit_index, None, attempt, exc.code, exc.detail, exc.measurements)
+            except WorkTimeout as exc:
+                self._reject(run, edit_index, None, attempt, "timeout", str(exc))
+            except (Exception, MemoryError) as exc:  # one edit never stops a shard: recorded, then the next attempt
+                self._reject(run, edit_index, None, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
+        return None
+
+    def _detections_of(self, run: Run) -> PortraitDetections:
+        part = self._detections.get(run.detections_part)
+        if part is None:
+            table = self.store.read_table(detections_part_path(run.detections_part))
+            part = {row["source_id"]: PortraitDetections.from_row(row) for row in table.to_pylist()}
+            self._detections = {run.detections_part: part}  # one part at a time
+        if run.source_id not in part:
+            raise ValueError(f"detections part {run.detections_part} has no row for {run.source_id}")
+        return part[run.source_id]
+
+    def _photo_of(self, run: Run) -> np.ndarray:
+        if self._photo is None or self._photo[0] != run.source_id:
+            self._photo = None  # release the previous photo before decoding the next
+            image = read_source(run.path, limits=self.config.ingest.limits, expected_id=run.source_id)
+            self._photo = (run.source_id, image)
+        return self._photo[1]
+
+    def _target(self, run: Run, detections: PortraitDetections) -> Target:
+        targets, _ = self.recipe.targets(run.source_id, detections)
+        for target in targets:
+            if target.person_index == run.person_index:
+                return target
+        raise ValueError(f"{run.source_id}: the recipe no longer plans person {run.person_index}")
+
+    def _reject(self, run: Run, edit_index: int, view: int | None, attempt: int | None, reason: str, detail: str,
+                measurements: dict[str, float] | None = None) -> None:  # fmt: skip
+        self.rejects.append({
+            "source_id": run.source_id, "path": run.path, "stage": SYNTHESIS_STAGE, "reason": reason, "detail": detail,
+            "subset": self.recipe.subset, "person_index": run.person_index, "edit_index": edit_index, "view": view,
+            "attempt": attempt, "measurements": measurements,
+        })  # fmt: skip
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, (ImageRejected, EditRejected)):
+        return exc.code
+    if isinstance(exc, SourceChanged):
+        return "changed_since_ingest"
+    return "internal_error"
 
 
 def _check_row_digests(row: dict[str, Any], written: dict[str, str]) -> None:

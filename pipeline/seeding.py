@@ -28,3 +28,18 @@ def derive_seed(global_seed: int, *parts: str | int) -> int:
 def rng_for(global_seed: int, *parts: str | int) -> np.random.Generator:
     """A PCG64 generator seeded by :func:`derive_seed`."""
     return np.random.Generator(np.random.PCG64(derive_seed(global_seed, *parts)))
+
+
+def unit_interval(global_seed: int, *parts: str | int) -> float:
+    """A number in [0, 1) that is a pure function of ``global_seed`` and ``parts``."""
+    return derive_seed(global_seed, *parts) / float(1 << 63)
+
+
+def split_of(global_seed: int, source_id: str, val: float, test: float) -> str:
+    """"train" | "val" | "test" for a source photo: all pairs of one photo share a split."""
+    u = unit_interval(global_seed, "split", source_id)
+    if u < test:
+        return "test"
+    if u < test + val:
+        return "val"
+    return "train"

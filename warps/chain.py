@@ -94,12 +94,14 @@ class OpRecord:
 @dataclass(frozen=True, eq=False)
 class ChainPlan:
     """A planned chain: one composed ``field`` (apply it once), the landmarks carried
-    through it, one record per call (in order) and the edit region."""
+    through it, one record per call (in order), each call's own field (identity for a
+    strength-0 call; op k's field acts on the image after ops 0..k-1) and the edit region."""
 
     field: WarpField
     landmarks_after: Landmarks
     records: tuple[OpRecord, ...]
     region: EditRegion
+    op_fields: tuple[WarpField, ...] = ()
 
 
 def plan_chain(
@@ -121,6 +123,7 @@ def plan_chain(
     field = WarpField.identity(shape)
     current = landmarks
     records: list[OpRecord] = []
+    op_fields: list[WarpField] = []
     for call in calls:
         if not isinstance(call, OpCall):
             raise TypeError(f"chain calls must be OpCall, got {type(call).__name__}")
@@ -131,12 +134,13 @@ def plan_chain(
             OpRecord(call.name, call.strength, applied, applied != call.strength,
                      anchors.src, anchors.dst, anchors.moving, jac)  # fmt: skip
         )
+        op_fields.append(op_field)
         if op_field.is_identity:
             continue
         field = field.then(op_field)
         current = current.mapped(op_field.forward_points)
     region = edit_region(field, threshold_px=settings.region_threshold_px)
-    return ChainPlan(field, current, tuple(records), region)
+    return ChainPlan(field, current, tuple(records), region, tuple(op_fields))
 
 
 def solve_op(

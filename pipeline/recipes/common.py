@@ -1,0 +1,58 @@
+"""Pieces every warping recipe shares: landmarks of a detected person, and turning a
+planned field into an :class:`~pipeline.recipes.Edit`'s pixels and masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.records import PortraitDetections
+from warps.field import WarpField
+from warps.landmarks import Landmarks
+from warps.region import edit_region
+
+#: Bits of the op mask: a chain has at most 8 ops.
+MAX_CHAIN_OPS = 8
+
+
+@dataclass(frozen=True, eq=False)
+class Pasted:
+    """``after`` image, ``region`` mask (uint8 0/255) and per-op ``opmask`` (uint8 bits)."""
+
+    after: np.ndarray
+    region: np.ndarray
+    opmask: np.ndarray
+
+
+def person_landmarks(detections: PortraitDetections, person_index: int) -> Landmarks:
+    """What the op catalog reads of person ``person_index``, in photo pixel coords:
+    their face mesh (if a face is assigned to them), pose and box."""
+    face = next((f for f in detections.faces if f.person_index == person_index), None)
+    pose = next((p for p in detections.poses if p.person_index == person_index), None)
+    return Landmarks(
+        face=None if face is None else face.landmarks[:, :2],
+        pose=None if pose is None else pose.landmarks[:, :2],
+        pose_visibility=None if pose is None else np.clip(pose.landmarks[:, 3], 0.0, 1.0),
+        person_box=detections.persons[person_index].box,
+    )
+
+
+def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], threshold_px: float) -> Pasted:
+    """Apply ``field`` to ``before`` and derive the masks.
+
+    The region is every pixel the field moves by more than ``threshold_px`` or whose value
+    changed at all; bit k of the op mask marks pixels op k's own field moves by more than
+    the threshold (so each op's share of a composed edit can be recovered).
+    """
+    if len(op_fields) > MAX_CHAIN_OPS:
+        raise ValueError(f"a chain holds at most {MAX_CHAIN_OPS} ops, got {len(op_fields)}")
+    after = field.apply(before)
+    region = edit_region(field, threshold_px=threshold_px).mask
+    changed = np.any(after != before, axis=2)
+    region = np.where(changed, np.uint8(255), region)
+    opmask = np.zeros(before.shape[:2], np.uint8)
+    for bit, op_field in enumerate(op_fields):
+        moved = edit_region(op_field, threshold_px=threshold_px).mask > 0
+        opmask[moved] |= np.uint8(1 << bit)
+    return Pasted(after, region, opmask)

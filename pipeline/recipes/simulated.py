@@ -1,0 +1,139 @@
+"""The simulated subset: random chains of the 8 reference facial ops on every usable face.
+
+Per edit of a face (all draws from the edit's rng):
+
+1. the base frame (``simulated.framing``): by default a square around the face whose
+   inter-ocular distance is drawn log-uniformly from ``framing.iod_px`` (never more than
+   ``framing.max_upscale`` times the photo's resolution), or the whole photo (``base: photo``);
+2. FFHQ alignment of the face in the base frame gives the ``crop_size``^2 crop frame; a chain
+   of ``min_ops``-``max_ops`` distinct ops with random strengths is planned there (carried
+   landmarks, fold and stretch clamps);
+3. the chain's field is reframed into the base frame (the paste-back: identity outside the
+   op boxes, tapering continuously into them) and applied once.
+
+The views are then re-crops of the base frame that keep the edit region in view.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.gates import inter_ocular
+from detectors.records import PortraitDetections
+from pipeline.alignment import align_face
+from pipeline.framing import BaseFrame, FramingRejected, face_frame, photo_frame
+from pipeline.recipes import Edit, EditFamily, EditRejected, Target, TargetReject
+from pipeline.recipes.common import paste
+from warps.catalog import MissingLandmarks
+from warps.chain import FoldError, plan_chain, sample_chain
+from warps.landmarks import Landmarks
+
+
+class SimulatedRecipe:
+    """The simulated subset (module docstring); ``config`` is a ``MirrorsetConfig``."""
+
+    subset = "simulated"
+
+    def __init__(self, config) -> None:
+        self.sim = config.simulated
+        framing = self.sim.framing
+        if framing.base == "face":
+            side = framing.frame_size
+            self.nominal_pixels = int(side * side * float(np.mean(self.sim.augment.area_fraction)))
+        else:
+            side = framing.photo_long_side
+            self.nominal_pixels = int(side * side * 0.75 * float(np.mean(self.sim.augment.area_fraction)))
+        self.max_attempts = self.sim.max_attempts
+        self.min_disp_px = self.sim.min_disp_px
+
+    def targets(self, source_id: str, detections: PortraitDetections) -> tuple[list[Target], list[TargetReject]]:
+        targets, rejects = [], []
+        framing = self.sim.framing
+        usable = detections.usable_faces()
+        for face_index, face in enumerate(detections.faces):
+            failed = [v for v in face.verdicts if not v.passed]
+            if face_index not in usable and failed:
+                rejects.append(TargetReject(face.person_index, failed[0].code, f"face {face_index}: {failed[0].code} "
+                                            f"(value {failed[0].value:.3g}, threshold {failed[0].threshold:.3g})"))
+        if not usable and not rejects:
+            reason = detections.reject_reason() or "no_face"
+            rejects.append(TargetReject(None, reason, f"no usable face ({reason})"))
+        for face_index in usable:
+            face = detections.faces[face_index]
+            if framing.base == "face":
+                reach = face.inter_ocular * framing.max_upscale
+                if reach < framing.iod_px[0]:
+                    rejects.append(TargetReject(
+                        face.person_index, "face_too_small_for_output",
+                        f"face {face_index}: inter-ocular {face.inter_ocular:.1f} px reaches {reach:.1f} px at the "
+                        f"{framing.max_upscale}x upscale limit, below the {framing.iod_px[0]:.0f} px minimum",
+                    ))  # fmt: skip
+                    continue
+            family = EditFamily(views=self.sim.views, count=self.sim.edits_per_face)
+            targets.append(Target(face.person_index, face_index, (family,)))
+        return targets, rejects
+
+    def make_edit(
+        self, photo: np.ndarray, detections: PortraitDetections, target: Target, edit_index: int,
+        rng: np.random.Generator,
+    ) -> Edit:
+        sim = self.sim
+        face_photo = detections.faces[target.face_index].landmarks[:, :2].astype(np.float64)
+        frame = self._frame(photo, face_photo, rng)
+        face = frame.from_photo(face_photo)
+        try:
+            alignment = align_face(face, sim.crop_size)
+        except ValueError as exc:
+            raise EditRejected("degenerate_face", str(exc)) from exc
+        calls = sample_chain(
+            rng, "simulated", min_ops=sim.min_ops, max_ops=sim.max_ops, strengths=sim.strengths, reads=("face478",)
+        )
+        size = alignment.size
+        try:
+            plan = plan_chain((size, size), Landmarks(face=alignment.to_crop(face)), calls, settings=sim.warp, window=True)
+        except FoldError as exc:
+            raise EditRejected("fold", str(exc)) from exc
+        except MissingLandmarks as exc:
+            raise EditRejected("missing_landmarks", str(exc)) from exc
+        h, w = frame.image.shape[:2]
+        field = plan.field.reframe(alignment.matrix, (h, w))
+        if field.is_identity:
+            raise EditRejected("empty_region", "the pasted warp moves no pixel of the base frame")
+        op_fields = [f.reframe(alignment.matrix, (h, w)) for f in plan.op_fields]
+        pasted = paste(frame.image, field, op_fields, sim.warp.region_threshold_px)
+        ys, xs = np.nonzero(pasted.region)
+        if len(xs) == 0:
+            raise EditRejected("empty_region", "the pasted warp moves no pixel by more than the threshold")
+        return Edit(
+            before=frame.image,
+            after=pasted.after,
+            region=pasted.region,
+            opmask=pasted.opmask,
+            field=field,
+            records=plan.records,
+            frame=frame,
+            must_contain=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+            augment=sim.augment,
+            face=face,
+            face_after=field.forward_points(face),
+            record={"ops_frame": "crop", "crop": alignment.to_record()},
+        )
+
+    def _frame(self, photo: np.ndarray, face: np.ndarray, rng: np.random.Generator) -> BaseFrame:
+        framing = self.sim.framing
+        if framing.base == "photo":
+            return photo_frame(photo, framing.photo_long_side)
+        lo, hi = framing.iod_px
+        # Inside the range by a rounding margin: the frame's integer size moves the scale by < 0.5 px / side.
+        target_iod = math.exp(rng.uniform(math.log(lo * 1.01), math.log(max(hi * 0.99, lo * 1.01))))
+        alignment = align_face(face, 8)  # only its centre is used: FFHQ's eye-mouth centre
+        centre = alignment.inverse @ np.array([3.5, 3.5, 1.0])
+        try:
+            return face_frame(
+                photo, (float(centre[0]), float(centre[1])), inter_ocular(face), target_iod,
+                frame_size=framing.frame_size, iod_min=lo * 1.005, max_upscale=framing.max_upscale,
+            )  # fmt: skip
+        except FramingRejected as exc:
+            raise EditRejected(exc.code, exc.detail) from exc

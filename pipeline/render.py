@@ -1,0 +1,230 @@
+"""From one :class:`~pipeline.recipes.Edit` to its self-augmented pairs, one view at a time.
+
+Every view applies one ``SpatialTransform`` (drawn from the view's seed, keeping the edit's
+``must_contain`` box in view) to before, after and the masks alike, so every view of an
+edit is an exact exemplar for every other. Per view this module encodes the members
+(before/after in the configured format, the region mask and the per-op mask as PNG, the
+JSON parameter record) and builds the pairs row and one pair_ops row per op. Nothing is
+kept after a view is yielded, so memory does not grow with the number of views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detectors.gates import inter_ocular
+from manifests.digests import sha256_hex
+from manifests.schema import QA_FIELDS, group_key, image_ext, pair_key
+from pipeline.imageio import encode_image, encode_jpeg, encode_png
+from pipeline.recipes import Edit, EditRejected
+from warps.augment import AugmentError, SpatialTransform, apply_image, sample_transform, transform_points
+from warps.catalog import CATALOG
+
+#: Version of the JSON parameter record stored with every pair.
+RECORD_VERSION = 2
+
+
+@dataclass(frozen=True)
+class PairContext:
+    """Who a rendered edit belongs to and how its pairs are encoded."""
+
+    subset: str
+    source_id: str
+    path: str
+    photo_size: tuple[int, int]
+    person_index: int
+    face_index: int
+    edit_index: int
+    attempt: int
+    shard: str
+    split: str
+    global_seed: int
+    edit_seed: int
+    image_format: str
+    jpeg_quality: int
+    detector_models: tuple[dict[str, str], ...]
+    versions: dict[str, str]
+
+    @property
+    def group_id(self) -> str:
+        return group_key(self.subset, self.source_id, self.person_index, self.edit_index)
+
+
+@dataclass(frozen=True, eq=False)
+class RenderedPair:
+    """One view: the webdataset sample (``__key__`` + suffix -> bytes), its pairs row and its
+    pair_ops rows."""
+
+    sample: dict[str, Any]
+    row: dict[str, Any]
+    op_rows: list[dict[str, Any]]
+
+
+def sample_views(edit: Edit, seeds: list[int]) -> list[SpatialTransform]:
+    """One transform per seed over the base frame, each keeping ``edit.must_contain`` in view;
+    EditRejected when no admissible crop exists."""
+    size = (edit.before.shape[1], edit.before.shape[0])
+    views = []
+    for seed in seeds:
+        try:
+            views.append(sample_transform(np.random.Generator(np.random.PCG64(seed)), size, edit.augment,
+                                          must_contain=edit.must_contain))  # fmt: skip
+        except AugmentError as exc:
+            raise EditRejected(exc.code, exc.detail) from exc
+    return views
+
+
+def max_displacement(edit: Edit) -> float:
+    """Largest displacement of the edit's field in base-frame pixels."""
+    return float(edit.field.displacement_magnitude().max()) if not edit.field.is_identity else 0.0
+
+
+def recipe_id(edit: Edit) -> str:
+    """16 hex digits naming the op chain and requested strengths (same retouch, same id)."""
+    chain = [[r.name, r.requested_strength] for r in edit.records]
+    return hashlib.blake2b(json.dumps(chain).encode(), digest_size=8).hexdigest()
+
+
+def render_view(
+    edit: Edit,
+    transform: SpatialTransform,
+    view: int,
+    view_seed: int,
+    context: PairContext,
+    measures: dict[str, Any],
+) -> RenderedPair:
+    """Encode view ``view`` of ``edit``; ``measures`` are its QA columns (QA_FIELDS names)."""
+    before = apply_image(transform, edit.before)
+    after = apply_image(transform, edit.after)
+    mask = view_mask(transform, edit.region, before, after)
+    opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+    ys, xs = np.nonzero(mask)
+    bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else [0, 0, 0, 0]
+    key = pair_key(context.subset, context.source_id, context.person_index, context.edit_index, view)
+    ext = image_ext(context.image_format)
+    face_iod = None if edit.face is None else inter_ocular(transform_points(transform.matrix, edit.face))
+    max_disp = max_displacement(edit) * transform.scale
+    qa = {f.name: measures.get(f.name) for f in QA_FIELDS}
+    record = _parameter_record(edit, transform, key, view, view_seed, bbox, len(xs), face_iod, max_disp, qa, context)
+    members = {
+        f"after.{ext}": _encode(after, context),
+        f"before.{ext}": _encode(before, context),
+        "json": json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(),
+        "mask.png": encode_png(mask),
+        "opmask.png": encode_png(opmask),
+    }
+    digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
+    row = {
+        "pair_id": key,
+        "subset": context.subset,
+        "group_id": context.group_id,
+        "recipe_id": record["recipe_id"],
+        "ladder_id": None,
+        "split": context.split,
+        "source_id": context.source_id,
+        "person_index": context.person_index,
+        "face_index": context.face_index,
+        "edit_index": context.edit_index,
+        "view": view,
+        "attempt": context.attempt,
+        "shard": context.shard,
+        "key": key,
+        "ops": [
+            {"name": r.name, "strength": r.requested_strength, "applied_strength": r.applied_strength, "clamped": r.clamped}
+            for r in edit.records
+        ],
+        "base_matrix": edit.frame.matrix.ravel().tolist(),
+        "aug_matrix": transform.matrix.ravel().tolist(),
+        "width": transform.size[0],
+        "height": transform.size[1],
+        "seed": view_seed,
+        "image_format": context.image_format,
+        "sha256_before": digest[f"before.{ext}"],
+        "sha256_after": digest[f"after.{ext}"],
+        "sha256_mask": digest["mask.png"],
+        "sha256_opmask": digest["opmask.png"],
+        "sha256_json": digest["json"],
+        "region_bbox": bbox,
+        "region_area_px": len(xs),
+        "face_iod_px": face_iod,
+        "max_disp_px": max_disp,
+        **qa,
+    }
+    op_rows = [
+        {
+            "pair_id": key, "subset": context.subset, "group_id": context.group_id, "source_id": context.source_id,
+            "split": context.split, "op_index": k, "name": r.name, "group": CATALOG[r.name].group,
+            "strength": r.requested_strength, "applied_strength": r.applied_strength, "clamped": r.clamped,
+            "area_px": int(np.count_nonzero(opmask & np.uint8(1 << k))),
+        }
+        for k, r in enumerate(edit.records)
+    ]  # fmt: skip
+    return RenderedPair({"__key__": key, **members}, row, op_rows)
+
+
+def view_mask(transform: SpatialTransform, region: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The view's region: every view pixel the base region touches (any overlap under the
+    view's interpolation) plus every pixel whose value differs between the view's before
+    and after; uint8 0/255."""
+    warped = cv2.warpAffine(region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+    changed = np.any(before != after, axis=2)
+    return np.where((warped > 0) | changed, np.uint8(255), np.uint8(0))
+
+
+def _encode(rgb: np.ndarray, context: PairContext) -> bytes:
+    if context.image_format == "jpeg":
+        return encode_jpeg(rgb, context.jpeg_quality)
+    return encode_image(rgb, context.image_format)
+
+
+def _parameter_record(
+    edit: Edit,
+    transform: SpatialTransform,
+    key: str,
+    view: int,
+    view_seed: int,
+    bbox: list[int],
+    area: int,
+    face_iod: float | None,
+    max_disp: float,
+    qa: dict[str, Any],
+    context: PairContext,
+) -> dict[str, Any]:
+    """The JSON member of a pair: everything needed to understand and redo it."""
+    return {
+        "record_version": RECORD_VERSION,
+        "pair_id": key,
+        "group_id": context.group_id,
+        "recipe_id": recipe_id(edit),
+        "subset": context.subset,
+        "split": context.split,
+        "source_id": context.source_id,
+        "person_index": context.person_index,
+        "face_index": context.face_index,
+        "edit_index": context.edit_index,
+        "attempt": context.attempt,
+        "view": view,
+        "ops": [r.to_record() for r in edit.records],
+        **edit.record,
+        "base": {**edit.frame.to_record(), "photo_size": list(context.photo_size)},
+        "aug": transform.to_record(),
+        "region": {"bbox": bbox, "area_px": area},
+        "face_iod_px": None if face_iod is None else round(face_iod, 4),
+        "max_disp_px": round(max_disp, 4),
+        "qa": {k: (None if v is None else (round(float(v), 6) if isinstance(v, float) else v)) for k, v in qa.items()},
+        "seeds": {"global": context.global_seed, "edit": context.edit_seed, "view": view_seed},
+        "image_format": context.image_format,
+        "jpeg_quality": context.jpeg_quality if context.image_format == "jpeg" else None,
+        "detector": {"models": list(context.detector_models)},
+        "versions": context.versions,
+    }
+
