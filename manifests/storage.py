@@ -240,6 +240,22 @@ class Store:
         """JSON with sorted keys, 2-space indent and a trailing newline (deterministic bytes)."""
         return self.write_bytes(rel, dumps_json(obj))
 
+    def sweep_partials(self) -> int:
+        """Delete temporary files that killed attempts left behind (local roots only: an
+        interrupted object-store upload never becomes visible); returns how many.
+
+        Call it only while holding the root's build lock, when no other attempt writes.
+        """
+        if not self.is_local:
+            return 0
+        removed = 0
+        for folder, dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".partial"):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+        return removed
+
     def delete(self, rel: str) -> None:
         """Remove ``rel`` if it exists."""
         try:

@@ -47,6 +47,7 @@ from pipeline.detect_stage import DetectStage, committed_ids, plan_chunks
 from pipeline.ingest import (
     INGEST_WORK_SCHEMA,
     IngestStage,
+    SourceList,
     chunk_paths,
     ingest_part_path,
     list_sources,
@@ -113,14 +114,16 @@ def build(
     """
     subsets = [check_subset(s) for s in subsets]
     store = Store(out)
+    store.sweep_partials()
     recorded = store.read_json(CONFIG_FILE) or {}
     source = _source(source, recorded, store)
     steps = ("ingest", "detect", "shards") if stage == "all" else (stage,)
+    listing = list_sources(source, list_root=config.ingest.list_root) if "ingest" in steps else None
     groups = config.groups()
     recorded = _check_groups(store, recorded, source, groups, steps, subsets, replace)
     with _backend(config.cluster) as backend:
-        if "ingest" in steps:
-            _ingest(backend, store, source, config, progress)
+        if listing is not None:
+            _ingest(backend, store, listing, config, progress)
             _record(store, recorded, source, groups, ["ingest"])
         accepted, total = _accepted_sources(store)
         if "detect" in steps:
@@ -271,9 +274,8 @@ def _backend(cluster: ClusterConfig) -> Backend:
     return open_backend(cluster.resolved_backend(), num_workers=cluster.num_workers, address=cluster.address)
 
 
-def _ingest(backend: Backend, store: Store, source: str, config: MirrorsetConfig, progress: bool) -> None:
+def _ingest(backend: Backend, store: Store, listing: SourceList, config: MirrorsetConfig, progress: bool) -> None:
     """Inspect every path not yet inspected, then write the sources table and ingest rejects."""
-    listing = list_sources(source, list_root=config.ingest.list_root)
     paths = list(listing.paths[: config.limit] if config.limit else listing.paths)
     seen: dict[str, dict[str, Any]] = {}
     parts = store.list(f"{WORK_DIR}/ingest", ".parquet")

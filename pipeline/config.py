@@ -87,7 +87,7 @@ class FramingConfig:
     base: Literal["face", "photo"] = "face"
     frame_size: int = 1024
     iod_px: tuple[float, float] = (100.0, 200.0)
-    max_upscale: float = 2.0
+    max_upscale: float = 2.5
     photo_long_side: int = 1024
 
     def __post_init__(self) -> None:

@@ -146,7 +146,7 @@ class ShardStage:
         )
         seconds = time.perf_counter() - start
         counts = {"pairs": len(writer.rows), "planned": task.planned, "rejects": len(writer.rejects)}
-        write_marker(self.store, task.subset, task.index, files, counts, {"timings": {"seconds": round(seconds, 3)}})
+        write_marker(self.store, task.subset, task.index, files, counts)  # deterministic: no timings
         return ShardSummary(name, False, len(writer.rows), task.planned, len(writer.rejects), seconds)
 
 

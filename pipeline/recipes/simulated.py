@@ -81,9 +81,9 @@ class SimulatedRecipe:
     ) -> Edit:
         sim = self.sim
         face_photo = detections.faces[target.face_index].landmarks[:, :2].astype(np.float64)
-        frame = self._frame(photo, face_photo, rng)
-        face = frame.from_photo(face_photo)
         try:
+            frame = self._frame(photo, face_photo, rng)
+            face = frame.from_photo(face_photo)
             alignment = align_face(face, sim.crop_size)
         except ValueError as exc:
             raise EditRejected("degenerate_face", str(exc)) from exc

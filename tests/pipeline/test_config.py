@@ -8,6 +8,9 @@ import pytest
 
 from pipeline.config import (
     ClusterConfig,
+    ComboSpec,
+    FramingConfig,
+    ProfessionalConfig,
     MirrorsetConfig,
     OutputConfig,
     SimulatedConfig,
@@ -67,7 +70,30 @@ def test_cli_overrides_and_backend_choice() -> None:
 def test_cluster_settings_do_not_define_the_dataset() -> None:
     a = MirrorsetConfig(cluster=ClusterConfig(num_workers=1))
     b = MirrorsetConfig(cluster=ClusterConfig(num_workers=4))
-    assert a.dataset_dict() == b.dataset_dict()
+    assert a.dataset_dict() == b.dataset_dict() and a.groups() == b.groups()
     assert "cluster" not in a.dataset_dict()
     assert MirrorsetConfig(seed=1).dataset_dict() != a.dataset_dict()
     assert config_from_dataset_dict(b.dataset_dict(), b.cluster) == b
+
+
+def test_each_subset_records_only_its_own_section() -> None:
+    base = MirrorsetConfig()
+    changed = with_overrides(base, {"professional.min_pixels": 1000})
+    assert changed.groups()["simulated"] == base.groups()["simulated"]
+    assert changed.groups()["professional"] != base.groups()["professional"]
+    reseeded = with_overrides(base, {"seed": 3})
+    assert reseeded.groups()["detect"] == base.groups()["detect"]
+    assert reseeded.groups()["simulated"] != base.groups()["simulated"]
+    merged = {**base.groups()["ingest"], **base.groups()["detect"], **base.groups()["simulated"]}
+    assert set(merged) | {"professional", "cluster"} == set(base.dataset_dict()) | {"cluster"}
+
+
+def test_professional_recipe_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="unknown professional op"):
+        ProfessionalConfig(ops=("eye_size", "tail_length"))
+    with pytest.raises(ValueError, match="strengths"):
+        ProfessionalConfig(strengths=(0,))
+    with pytest.raises(ValueError, match="once"):
+        ProfessionalConfig(combos=(ComboSpec(size=1), ComboSpec(size=1, views=4)))
+    with pytest.raises(ValueError, match="iod_px"):
+        FramingConfig(iod_px=(300.0, 400.0))

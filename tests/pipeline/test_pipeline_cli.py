@@ -32,7 +32,7 @@ def test_build_reports_where_the_dataset_is_and_refuses_a_new_seed(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"dataset: {out}" in printed and "pd.read_parquet" in printed
-    assert "built 0 pairs from 0 of 1 photos" in printed
+    assert "1 source paths, 1 accepted, 1 detected" in printed and "simulated: 0 pairs of 0 planned" in printed
     assert main([*argv, "--seed", "5"]) == 2
     assert "different config" in capsys.readouterr().err
 
@@ -42,3 +42,5 @@ def test_bad_source_and_missing_build_are_clear_errors(tmp_path: Path, capsys: p
     assert "does not exist" in capsys.readouterr().err
     assert main(["regenerate", "--out", str(tmp_path), "--quiet"]) == 2
     assert "not a mirrorset build" in capsys.readouterr().err
+    assert main(["build", "--stage", "detect", "--out", str(tmp_path / "fresh"), "--quiet"]) == 2
+    assert "--source first" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""The shard lifecycle on a real photo: commit and skip, faults contained, memory flat in pairs."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from manifests.detections import DETECTIONS_SCHEMA
+from manifests.markers import read_marker
+from manifests.parquet import encode_rows
+from manifests.schema import detections_part_path
+from manifests.storage import Store
+from pipeline import runner
+from pipeline.config import MirrorsetConfig, with_overrides
+from pipeline.plan import Run, ShardTask
+from pipeline.runner import ShardStage, shard_is_done
+from pipeline.sample_corpus import sample_paths
+
+ASTRONAUT = next(p.path for p in sample_paths() if p.name == "astronaut")
+
+
+@pytest.fixture()
+def store(tmp_path: Path, detected: dict) -> Store:
+    store = Store(str(tmp_path / "root"))
+    _, detections, source_id = detected["astronaut"]
+    store.write_bytes(detections_part_path(0), encode_rows([{"source_id": source_id, **detections.to_row()}], DETECTIONS_SCHEMA))
+    return store
+
+
+def _task(detected: dict, edits: int, views: int) -> ShardTask:
+    source_id = detected["astronaut"][2]
+    return ShardTask("simulated", 0, (Run(source_id, ASTRONAUT, 0, 0, 0, edits, views),))
+
+
+def _stage(store: Store, views: int, **settings) -> ShardStage:
+    config = with_overrides(MirrorsetConfig(), {"simulated.views": views, "simulated.edits_per_face": 40,
+                                                "cluster.num_workers": 1, **settings})  # fmt: skip
+    stage = ShardStage(store, config, "simulated")
+    stage.setup()
+    return stage
+
+
+def _visible_files(store: Store) -> list[str]:
+    return sorted(p.relative_to(store.root).as_posix() for p in Path(store.root).rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_commit_then_skip(store: Store, detected: dict) -> None:
+    stage = _stage(store, views=2)
+    first = stage.run_shard(_task(detected, edits=2, views=2))
+    assert (first.pairs, first.planned, first.skipped) == (4, 4, False)
+    marker = read_marker(store, "simulated", 0)
+    assert set(marker["files"]) == {"tar", "pairs", "pair_ops", "rejects"} and marker["counts"]["pairs"] == 4
+    assert shard_is_done(store, "simulated", 0)
+    again = stage.run_shard(_task(detected, edits=2, views=2))
+    assert again.skipped and again.pairs == 4
+
+
+def test_an_exception_in_one_edit_is_recorded_and_the_shard_goes_on(store: Store, detected: dict, monkeypatch) -> None:
+    stage = _stage(store, views=2)
+    recipe = stage._recipe
+    make_edit = recipe.make_edit
+
+    def flaky(photo, detections, target, edit_index, rng):
+        if edit_index == 1:
+            raise MemoryError("simulated allocation failure")
+        return make_edit(photo, detections, target, edit_index, rng)
+
+    monkeypatch.setattr(recipe, "make_edit", flaky)
+    summary = stage.run_shard(_task(detected, edits=3, views=2))
+    assert summary.pairs == 4 and summary.planned == 6
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["internal_error"] * 3 and set(rejects.edit_index) == {1}
+    assert list(rejects.attempt) == [0, 1, 2] and rejects.detail.str.contains("MemoryError").all()
+
+
+def test_a_photo_that_changed_since_ingest_rejects_its_edits(store: Store, detected: dict, tmp_path: Path) -> None:
+    other = tmp_path / "changed.png"
+    other.write_bytes(Path(ASTRONAUT).read_bytes() + b"\0")
+    task = ShardTask("simulated", 0, (Run(detected["astronaut"][2], str(other), 0, 0, 0, 2, 2),))
+    summary = _stage(store, views=2).run_shard(task)
+    assert summary.pairs == 0
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["changed_since_ingest"] * 2
+
+
+def test_a_failed_shard_leaves_no_visible_file_and_no_marker(store: Store, detected: dict, monkeypatch) -> None:
+    calls = {"n": 0}
+    render = runner.render_view
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "render_view", failing)
+    before = _visible_files(store)
+    with pytest.raises(OSError, match="disk full"):
+        _stage(store, views=2).run_shard(_task(detected, edits=2, views=2))
+    assert _visible_files(store) == before
+    assert read_marker(store, "simulated", 0) is None
+
+
+def test_memory_stays_flat_in_the_number_of_pairs(store: Store, detected: dict) -> None:
+    """Views stream into the tar: 30 views of an edit peak no higher than 3 views do (within 25 %)."""
+    peaks = {}
+    for views in (3, 30):
+        stage = _stage(store, views=views)
+        tracemalloc.start()
+        stage.run_shard(ShardTask("simulated", views, _task(detected, edits=1, views=views).runs))
+        peaks[views] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[30] < 1.25 * peaks[3], peaks
