@@ -1,22 +1,31 @@
-"""`mirrorset bench pipeline`: shard throughput against the codec floor, 2-vs-1 worker scaling, memory.
+"""`mirrorset bench pipeline`: shard throughput against the irreducible floor, scaling, memory.
 
-Workload (fixed): the sample-corpus portraits that pass the gates (astronaut, grace_hopper)
-and their mirror images, each scaled (bicubic) so its long side is 1024 px, written as PNG
-into a temporary folder: 4 sources, one per shard, ``edits`` chains per face and 8 views
-each. Ingest and detection run once first and are reused (not timed).
+Workloads (fixed; ingest and detection run once first and are not timed):
 
-Measured, each on the same pairs at the same sizes:
-- build: the shard stage alone (read photo + detections, align, plan the chain, paste,
-  8 views, encode JPEG q95 4:4:4 + mask PNG + JSON, write tar, part, marker), on Ray with
-  1 worker and with 2 workers, one CPU each, timed in steady state from the first shard's
-  start to the last shard's end as the workers report them; the actors' start-up (a new
-  Python process importing the stack, once per worker per build) is reported apart as
-  ``startup_s_1`` / ``startup_s_2``;
-- floor: for every pair, decode its source file, one warpAffine to the pair's size with its
-  augmentation matrix (the "remap"), two JPEG q95 4:4:4 encodes; one core, one thread.
-``ratio_to_floor`` = build pairs/s per core (1 worker) / floor pairs/s;
-``scaling_2_vs_1`` = pairs/s with 2 workers / with 1; ``peak_rss_mb_per_worker`` is the
-largest ru_maxrss any shard worker reported. The last line printed is one JSON object.
+- ``--subset simulated``: the sample-corpus portraits the default framing keeps (astronaut,
+  grace_hopper, zidane) and their mirror images, 6 sources, ``--edits`` chains per face and
+  8 views each, at the default face-centred framing (views of ~1024 px); shards of ~4 edits.
+- ``--subset professional``: bus.jpg and zidane.jpg upscaled 3x (bicubic; 7.9 and 8.3 MP),
+  every applicable professional op at +100 and -100, ``--views`` views each of ~2.2 MP.
+
+Measured on the same pairs at the same sizes, one thread per process:
+
+- build: the shard stage alone (read photo + detections once per run, make the edit, draw the
+  views, warp, encode JPEG q95 4:4:4 + both mask PNGs + JSON, write tar, parts, marker) on Ray
+  with 1 worker and with 2 workers, one CPU each, timed from the first shard's start to the
+  last shard's end as the workers report them (actor start-up reported apart);
+- floor (``ratio_to_floor``, the target): the irreducible work of the same pairs: decode each
+  photo ONCE, then per pair one warpAffine of before, one of after and one of the mask to the
+  pair's size (base-frame and augmentation matrices composed), two JPEG q95 4:4:4 encodes and
+  the mask PNG encode;
+- old floor (``ratio_to_floor_decode_per_pair``, kept for comparison with earlier numbers):
+  decode the photo for every pair, one warpAffine, two JPEG encodes.
+
+``scaling_2_vs_1`` = pairs/s with 2 workers / with 1; ``peak_rss_mb_per_worker`` is the largest
+ru_maxrss a shard worker reported. ``--memory`` instead builds the professional subset of ONE
+upscaled ~8K photo (bus.jpg x7, 5670 x 7560) twice in fresh processes, with 500 and 5000
+pairs, and reports each process's peak RSS, then times that photo's 5000-pair build with 1
+and 2 workers. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -25,18 +34,24 @@ import argparse
 import json
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-WORKLOAD_PHOTOS = ("astronaut", "grace_hopper")
-WORKLOAD_LONG_SIDE = 1024
+SIMULATED_PHOTOS = ("astronaut", "grace_hopper", "zidane")
+PROFESSIONAL_PHOTOS = ("bus", "zidane")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--edits", type=int, default=4, help="chains per face (pairs = 4 sources x edits x 8)")
+    parser.add_argument("--subset", choices=["simulated", "professional"], default="simulated")
+    parser.add_argument("--edits", type=int, default=4, help="simulated: chains per face")
+    parser.add_argument("--views", type=int, default=4, help="professional: views per edit")
+    parser.add_argument("--memory", action="store_true", help="professional memory and 1-vs-2 workers on one 8K photo")
+    parser.add_argument("--pairs", default="500,5000", help="--memory: pair counts to compare")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--keep", help="keep the workload and builds in this folder")
 
@@ -44,99 +59,95 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mirrorset-bench-"))
     try:
-        result = measure(root, edits=args.edits)
+        if args.memory:
+            result = measure_memory(root, [int(n) for n in args.pairs.split(",")])
+        else:
+            result = measure(root, args.subset, edits=args.edits, views=args.views)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     if not args.json:
-        print(
-            f"workload: {result['sources']} sources at {WORKLOAD_LONG_SIDE}px long side, "
-            f"{result['pairs']} pairs\n"
-            f"build 1 worker: {result['pairs_per_s_1']:.1f} pairs/s; 2 workers: {result['pairs_per_s']:.1f} pairs/s "
-            f"(scaling {result['scaling_2_vs_1']:.2f})\n"
-            f"codec floor (decode + remap + 2 JPEG per pair, 1 core): {result['floor_pairs_per_s']:.1f} pairs/s; "
-            f"ratio to floor {result['ratio_to_floor']:.2f}\n"
-            f"peak RSS per worker: {result['peak_rss_mb_per_worker']:.0f} MB"
-        )
+        for key, value in sorted(result.items()):
+            print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
-def make_workload(folder: Path) -> list[Path]:
-    """The fixed source photos (see the module docstring), written as PNG."""
+def make_photos(folder: Path, names: tuple[str, ...], factor: float, mirrored: bool) -> list[Path]:
+    """Sample photos ``names`` scaled by ``factor`` (bicubic), and their mirror images, as JPEG q95."""
     import cv2
     import numpy as np
 
-    from pipeline.imageio import encode_png, load_image
+    from pipeline.imageio import encode_jpeg, load_image
     from pipeline.sample_corpus import sample_paths
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for photo in sample_paths():
-        if photo.name not in WORKLOAD_PHOTOS:
+        if photo.name not in names:
             continue
         rgb = load_image(photo.path)
-        factor = WORKLOAD_LONG_SIDE / max(rgb.shape[:2])
-        size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
-        big = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
-        for variant, image in (("", big), ("-mirrored", np.ascontiguousarray(big[:, ::-1]))):
-            path = folder / f"{photo.name}{variant}.png"
-            path.write_bytes(encode_png(image))
+        if factor != 1.0:
+            rgb = cv2.resize(rgb, (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)), interpolation=cv2.INTER_CUBIC)
+        variants = (("", rgb), ("-mirrored", np.ascontiguousarray(rgb[:, ::-1]))) if mirrored else (("", rgb),)
+        for suffix, image in variants:
+            path = folder / f"{photo.name}{suffix}.jpg"
+            path.write_bytes(encode_jpeg(image, 95))
             written.append(path)
     return written
 
 
-def measure(root: Path, *, edits: int) -> dict[str, Any]:
-    from pipeline.build import build, plan_shards
-    from pipeline.config import ClusterConfig, MirrorsetConfig, with_overrides
+def _config(subset: str, *, edits: int, views: int, workers: int = 1) -> Any:
+    from pipeline.config import MirrorsetConfig, with_overrides
 
-    photos = make_workload(root / "photos")
-    config = with_overrides(
-        MirrorsetConfig(),
-        {"simulated.edits_per_face": edits, "output.sources_per_shard": 1, "cluster.num_workers": 1},
-    )
-    prepared = root / "prepared"
-    build(str(root / "photos"), prepared, config, progress=False)
-    import pyarrow.parquet as pq
+    settings: dict[str, Any] = {"cluster.num_workers": workers}
+    if subset == "simulated":
+        settings.update({"simulated.edits_per_face": edits, "output.shard_target_bytes": 4 * 8 * 2 * 380_000,
+                         "output.edits_per_run": 2})  # fmt: skip
+    else:
+        settings.update({"professional.combos": [{"size": 1, "views": views, "max_edits": None}],
+                         "output.shard_target_bytes": 12 * views * 2 * 1_000_000, "output.edits_per_run": 4})  # fmt: skip
+    return with_overrides(MirrorsetConfig(), settings)
 
-    from manifests.schema import detections_path
 
-    usable = [
-        r["source_id"]
-        for r in pq.read_table(detections_path(prepared), columns=["source_id", "usable_faces"]).to_pylist()
-        if r["usable_faces"]
-    ]
-    tasks = plan_shards(usable, config.subset, config.output.sources_per_shard)
+def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any]:
+    from pipeline.build import build
+    from pipeline.config import ClusterConfig
+
+    if subset == "simulated":
+        photos = make_photos(root / "photos", SIMULATED_PHOTOS, 1.0, mirrored=True)
+    else:
+        photos = make_photos(root / "photos", PROFESSIONAL_PHOTOS, 3.0, mirrored=False)
+    config = _config(subset, edits=edits, views=views)
+    prepared = str(root / "prepared")
+    build(str(root / "photos"), prepared, config, subsets=[], progress=False)  # ingest + detect, untimed
     runs = {}
     for workers in (1, 2):
-        runs[workers] = _timed_shards(
-            prepared, tasks, replace(config, cluster=ClusterConfig(backend="ray", num_workers=workers))
-        )
+        runs[workers] = _timed_shards(prepared, subset, replace(config, cluster=ClusterConfig(backend="ray", num_workers=workers)))
     pairs = runs[1]["pairs"]
     if runs[2]["pairs"] != pairs:
         raise RuntimeError(f"1 and 2 workers built {pairs} and {runs[2]['pairs']} pairs")
-    floor_s = _floor_seconds(prepared)
+    floor_s, old_floor_s = _floor_seconds(prepared, subset)
     per_s_1 = pairs / runs[1]["seconds"]
-    per_s_2 = pairs / runs[2]["seconds"]
     return {
+        "subset": subset,
         "sources": len(photos),
         "pairs": pairs,
-        "pairs_per_s": per_s_2,
-        "pairs_per_s_1": per_s_1,
+        "mean_pair_megapixels": runs[1]["mean_mp"],
         "pairs_per_s_per_core": per_s_1,
+        "pairs_per_s_2_workers": pairs / runs[2]["seconds"],
         "floor_pairs_per_s": pairs / floor_s,
         "ratio_to_floor": per_s_1 / (pairs / floor_s),
-        "scaling_2_vs_1": per_s_2 / per_s_1,
+        "ratio_to_floor_decode_per_pair": per_s_1 / (pairs / old_floor_s),
+        "scaling_2_vs_1": runs[1]["seconds"] / runs[2]["seconds"],
         "peak_rss_mb_per_worker": max(runs[1]["peak_rss_mb"], runs[2]["peak_rss_mb"]),
         "startup_s_1": runs[1]["startup_s"],
         "startup_s_2": runs[2]["startup_s"],
-        "measured": "steady-state shard stage on Ray (first shard start to last shard end, 1 and 2 workers, "
-        "1 CPU each; actor start-up reported as startup_s_*) vs per-pair decode+warpAffine+2 JPEG on 1 core",
     }
 
 
 class _MeasuredShardStage:
-    """A ShardStage that also reports the worker's peak RSS with each summary."""
+    """A ShardStage that also reports the worker's peak RSS and wall-clock span with each summary."""
 
     def __init__(self, stage: Any) -> None:
         self.stage = stage
@@ -157,49 +168,117 @@ class _MeasuredShardStage:
         self.stage.teardown()
 
 
-def _timed_shards(out: Path, tasks: list, config: Any) -> dict[str, float]:
+def _timed_shards(out: str, subset: str, config: Any) -> dict[str, float]:
+    import pandas as pd
+
+    from manifests.schema import marker_path
+    from manifests.storage import Store
     from pipeline.backends import open_backend
-    from pipeline.build import SimulatedProducer
-    from pipeline.runner import ShardStage, shard_outputs
+    from pipeline.recipes import recipe_for
+    from pipeline.plan import plan_generation, samples_per_shard
+    from pipeline.runner import ShardStage
     from pipeline.tasks import run_tasks
 
+    store = Store(out)
+    recipe = recipe_for(subset, config)
+    paths = {r["source_id"]: r["path"] for r in pd.read_parquet(store.uri("manifests/sources")).to_dict("records")}
+    tasks = plan_generation(store, recipe, paths, edits_per_run=config.output.edits_per_run,
+                            samples_per_shard=samples_per_shard(config.output.shard_target_bytes,
+                                                                config.output.bytes_per_pixel, recipe.nominal_pixels))  # fmt: skip
     for task in tasks:
-        for path in shard_outputs(out, task.subset, task.index):
-            path.unlink(missing_ok=True)
-    stage = _MeasuredShardStage(ShardStage(out, SimulatedProducer(str(out), config)))
+        store.delete(marker_path(task.subset, task.index))
+    stage = _MeasuredShardStage(ShardStage(store, config, subset))
     with open_backend("ray", num_workers=config.cluster.num_workers) as backend:
         start = time.time()
-        results = run_tasks(backend, stage, tasks, label=lambda t: t.name)
+        results = run_tasks(backend, stage, tasks, label=lambda t: str(t.index))
         wall = time.time() - start
-    first = min(r[2] for r in results)
-    last = max(r[3] for r in results)
+    pairs = pd.read_parquet(store.uri("manifests/pairs"), columns=["subset", "width", "height"])
+    pairs = pairs[pairs.subset == subset]
+    first, last = min(r[2] for r in results), max(r[3] for r in results)
     return {
         "seconds": last - first,
         "startup_s": wall - (last - first),
         "pairs": sum(r[0].pairs for r in results),
         "peak_rss_mb": max(r[1] for r in results),
+        "mean_mp": float((pairs.width * pairs.height).mean() / 1e6),
     }
 
 
-def _floor_seconds(out: Path) -> float:
-    """Seconds for decode + warpAffine + two JPEG encodes of every built pair, one thread."""
+def _floor_seconds(out: str, subset: str) -> tuple[float, float]:
+    """(irreducible floor, old decode-per-pair floor) in seconds for the built pairs, one thread."""
     import cv2
     import numpy as np
-    import pyarrow.parquet as pq
+    import pandas as pd
 
-    from manifests.schema import pairs_dir, sources_path
-    from pipeline.imageio import decode_image, encode_jpeg
+    from manifests.storage import Store
+    from pipeline.imageio import decode_image, encode_jpeg, encode_png
 
     cv2.setNumThreads(1)
-    paths = {r["source_id"]: r["path"] for r in pq.read_table(sources_path(out)).to_pylist()}
-    pairs = pq.read_table(pairs_dir(out), columns=["source_id", "aug_matrix", "width", "height"]).to_pylist()
-    files = {source_id: Path(path).read_bytes() for source_id, path in paths.items()}
+    store = Store(out)
+    paths = {r["source_id"]: r["path"] for r in pd.read_parquet(store.uri("manifests/sources")).to_dict("records")}
+    pairs = pd.read_parquet(store.uri("manifests/pairs"), columns=["subset", "source_id", "base_matrix", "aug_matrix", "width", "height"])
+    pairs = pairs[pairs.subset == subset].to_dict("records")
+    files = {source_id: Path(path).read_bytes() for source_id, path in paths.items() if source_id in {p["source_id"] for p in pairs}}
+
+    def warp(image: np.ndarray, pair: dict) -> np.ndarray:
+        base = np.vstack([np.asarray(pair["base_matrix"], np.float64).reshape(2, 3), [0, 0, 1]])
+        aug = np.asarray(pair["aug_matrix"], np.float64).reshape(2, 3)
+        return cv2.warpAffine(image, aug @ base, (pair["width"], pair["height"]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+
+    start = time.perf_counter()
+    decoded = {source_id: decode_image(data) for source_id, data in files.items()}
+    masks = {source_id: np.zeros(image.shape[:2], np.uint8) for source_id, image in decoded.items()}
+    for pair in pairs:
+        image = decoded[pair["source_id"]]
+        encode_jpeg(warp(image, pair), 95)
+        encode_jpeg(warp(image, pair), 95)
+        encode_png(warp(masks[pair["source_id"]], pair))
+    floor = time.perf_counter() - start
     start = time.perf_counter()
     for pair in pairs:
-        rgb = decode_image(files[pair["source_id"]])
-        matrix = np.asarray(pair["aug_matrix"], np.float64).reshape(2, 3)
-        view = cv2.warpAffine(rgb, matrix, (pair["width"], pair["height"]), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+        view = warp(decode_image(files[pair["source_id"]]), pair)
         encode_jpeg(view, 95)
         encode_jpeg(view, 95)
-    return time.perf_counter() - start
+    return floor, time.perf_counter() - start
+
+
+def measure_memory(root: Path, counts: list[int]) -> dict[str, Any]:
+    """Peak RSS of one-photo professional builds of ``counts`` pairs (fresh processes), and the
+    1-vs-2-worker time of the largest."""
+    make_photos(root / "photos", ("bus",), 7.0, mirrored=False)
+    result: dict[str, Any] = {"photo": "bus.jpg x7 (5670 x 7560, 42.9 MP)"}
+    for count in counts:
+        for workers in ((1, 2) if count == max(counts) else (1,)):
+            out = root / f"out-{count}-{workers}"
+            command = [sys.executable, "-c", _MEMORY_SCRIPT, str(root / "photos"), str(out), str(count), str(workers)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            result[f"pairs_{count}_workers_{workers}"] = measured
+    big = max(counts)
+    result["time_2_vs_1_workers"] = result[f"pairs_{big}_workers_2"]["shard_seconds"] / result[f"pairs_{big}_workers_1"]["shard_seconds"]
+    return result
+
+
+#: Run in a fresh process: build ``count`` professional pairs of the one photo, report RSS and time.
+_MEMORY_SCRIPT = """
+import json, resource, sys, time
+from pipeline.build import build
+from pipeline.config import MirrorsetConfig, with_overrides
+photos, out, count, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+base = with_overrides(MirrorsetConfig(), {"cluster.num_workers": 1})
+build(photos, out, base, subsets=[], progress=False)
+views = 8
+config = with_overrides(MirrorsetConfig(), {
+    "cluster.num_workers": workers, "cluster.backend": "local" if workers == 1 else "ray",
+    "professional.combos": [{"size": 1, "views": views, "max_edits": None},
+                            {"size": 2, "views": views, "max_edits": max(1, count // views)}],
+    "output.shard_target_bytes": 200 * 2 * 1_000_000, "output.edits_per_run": 8,
+})
+start = time.perf_counter()
+report = build(None, out, config, subsets=["professional"], stage="shards", progress=False)
+seconds = time.perf_counter() - start
+pairs = report.subsets[0].pairs
+print(json.dumps({"pairs_built": pairs, "shard_seconds": seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""

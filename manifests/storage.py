@@ -123,13 +123,20 @@ class Store:
         return f"{self.url}/{rel}" if rel else self.url
 
     # --- reading -----------------------------------------------------------------------
+    def _fresh(self, path: str) -> str:
+        """``path``, with any cached listing of it dropped: other processes (workers) write
+        to the same root, so an object-store listing cached earlier may be stale."""
+        if not self.is_local:
+            self.fs.invalidate_cache(path)
+        return path
+
     def exists(self, rel: str) -> bool:
-        return bool(self.fs.exists(self.full(rel)))
+        return bool(self.fs.exists(self._fresh(self.full(rel))))
 
     def size(self, rel: str) -> int | None:
         """Size in bytes, or None when ``rel`` does not exist."""
         try:
-            return int(self.fs.size(self.full(rel)))
+            return int(self.fs.size(self._fresh(self.full(rel))))
         except FileNotFoundError:
             return None
 
@@ -145,7 +152,7 @@ class Store:
                 return None
             return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
         try:
-            info = self.fs.info(self.full(rel))
+            info = self.fs.info(self._fresh(self.full(rel)))
         except FileNotFoundError:
             return None
         etag = info.get("ETag") or info.get("etag") or info.get("md5Hash") or ""
@@ -174,7 +181,7 @@ class Store:
         Names starting with "." (temporary files) are left out.
         """
         try:
-            entries = self.fs.ls(self.full(prefix), detail=True)
+            entries = self.fs.ls(self._fresh(self.full(prefix)), detail=True)
         except FileNotFoundError:
             return []
         names = []
@@ -225,6 +232,7 @@ class Store:
             discard = getattr(raw, "discard", None)
             if callable(discard):
                 discard()  # abort the multipart upload: nothing is created
+                raw.closed = True  # and nothing is flushed when the file object is collected
             else:
                 raw.close()
                 self.fs.rm(target)
@@ -265,7 +273,7 @@ class Store:
 
     def delete_tree(self, rel: str) -> None:
         """Remove folder ``rel`` and everything below it, if it exists."""
-        if self.fs.exists(self.full(rel)):
+        if self.fs.exists(self._fresh(self.full(rel))):
             self.fs.rm(self.full(rel), recursive=True)
 
 

@@ -59,14 +59,21 @@ from pipeline.recipes import recipe_for
 from pipeline.runner import ShardStage, ShardSummary, code_versions
 from pipeline.stage import Resources
 from pipeline.tasks import run_tasks
+from pipeline.versions import differences, stack
 
 Stage = Literal["ingest", "detect", "shards", "all"]
 #: Sources rows per committed sources part.
 SOURCES_PART_ROWS = 100_000
+#: Reject reasons ``retry_rejects`` tries again: failures of the run, not of the photo.
+RETRYABLE = ("internal_error", "timeout")
 
 
 class ConfigMismatch(ValueError):
     """The dataset root holds outputs made with a different config or source."""
+
+
+class VersionMismatch(ConfigMismatch):
+    """The dataset root was built with other library versions or model files."""
 
 
 @dataclass(frozen=True)
@@ -104,13 +111,18 @@ def build(
     subsets: Sequence[str] = ("simulated",),
     stage: Stage = "all",
     replace: bool = False,
+    allow_version_change: bool = False,
+    retry_rejects: bool = False,
     progress: bool = True,
 ) -> BuildReport:
     """Build (or finish, or grow) the dataset of ``source`` into ``out``.
 
     ``stage`` limits the run to one step (``ingest``, ``detect``, ``shards``), as the DVC
     stages do; later steps read what earlier ones recorded, so only ``ingest`` and ``all``
-    need ``source`` (None: the recorded one).
+    need ``source`` (None: the recorded one). A root built with other library versions or
+    model files (``pipeline.versions``) is refused unless ``allow_version_change``.
+    ``retry_rejects``: photos and shards whose earlier attempt ended in a RETRYABLE reject
+    (an unexpected error, a timeout) are tried again (a shard that had one is rebuilt).
     """
     subsets = [check_subset(s) for s in subsets]
     store = Store(out)
@@ -120,18 +132,32 @@ def build(
     steps = ("ingest", "detect", "shards") if stage == "all" else (stage,)
     listing = list_sources(source, list_root=config.ingest.list_root) if "ingest" in steps else None
     groups = config.groups()
+    current = stack(config.detector.weights)
+    changed = differences(recorded.get("stack", current), current)
+    if changed and not allow_version_change:
+        raise VersionMismatch(
+            f"{store.url} was built with another software stack: " + "; ".join(changed[:5])
+            + ("; ..." if len(changed) > 5 else "")
+            + ". Install the recorded versions (constraints.txt), or pass --allow-version-change to continue "
+            "anyway (the dataset then mixes pairs of both stacks; every pair's record names its versions)"
+        )
     recorded = _check_groups(store, recorded, source, groups, steps, subsets, replace)
+    recorded["stack"] = current
     with _backend(config.cluster) as backend:
         if listing is not None:
             _ingest(backend, store, listing, config, progress)
             _record(store, recorded, source, groups, ["ingest"])
         accepted, total = _accepted_sources(store)
         if "detect" in steps:
+            if retry_rejects:
+                _forget_retryable_detections(store)
             _detect(backend, store, accepted, config, progress)
             _record(store, recorded, source, groups, ["detect"])
         reports = []
         if "shards" in steps:
             for subset in subsets:
+                if retry_rejects:
+                    _forget_retryable_shards(store, subset)
                 reports.append(_build_subset(backend, store, subset, accepted, config, progress))
                 _record(store, recorded, source, groups, [subset])
     detected = len(committed_ids(store)[0])
@@ -226,7 +252,7 @@ def _check_groups(
                     f"to delete and rebuild them"
                 )
             _clear(store, name, found)
-    return {"schema_version": SCHEMA_VERSION, "source": source, "groups": found}
+    return {"schema_version": SCHEMA_VERSION, "source": source, "groups": found, "stack": recorded.get("stack")}
 
 
 def _clear(store: Store, name: str, found: dict[str, Any]) -> None:
@@ -266,7 +292,6 @@ def _record(store: Store, recorded: dict[str, Any], source: str, groups: dict[st
     for name in names:
         recorded["groups"][name] = json.loads(json.dumps(groups[name]))
     recorded["source"] = source
-    recorded["versions"] = code_versions()
     store.write_json(CONFIG_FILE, recorded)
 
 
@@ -321,6 +346,30 @@ def _detect(backend: Backend, store: Store, accepted: list[tuple[str, str]], con
         max_retries=config.cluster.max_retries, progress=progress, unit="chunk",
         workers=config.cluster.detect_actors or None,
     )  # fmt: skip
+
+
+def _forget_retryable_detections(store: Store) -> None:
+    """Drop detect reject rows with a RETRYABLE reason, so those photos are detected again."""
+    for rel in store.list(REJECTS_DIR, ".parquet"):
+        if not rel.rsplit("/", 1)[-1].startswith("detect-"):
+            continue
+        rows = store.read_table(rel).to_pylist()
+        kept = [r for r in rows if r["reason"] not in RETRYABLE]
+        if len(kept) != len(rows):
+            store.write_bytes(rel, encode_rows(kept, REJECTS_SCHEMA))
+
+
+def _forget_retryable_shards(store: Store, subset: str) -> None:
+    """Unmark the shards of ``subset`` whose rejects hold a RETRYABLE reason, so they are rebuilt."""
+    from manifests.markers import read_markers
+    from manifests.schema import marker_path
+
+    for index, marker in read_markers(store, subset).items():
+        rejects = marker["files"].get("rejects", {}).get("path")
+        if rejects and store.exists(rejects):
+            reasons = set(store.read_table(rejects, columns=["reason"]).column(0).to_pylist())
+            if reasons & set(RETRYABLE):
+                store.delete(marker_path(subset, index))
 
 
 def _build_subset(
@@ -384,6 +433,7 @@ def _write_dataset_json(store: Store, report: BuildReport, recorded: dict[str, A
         "source": recorded.get("source"),
         "groups": recorded.get("groups", {}),
         "versions": code_versions(),
+        "stack": recorded.get("stack"),
         "counts": {"sources": report.sources, "accepted": report.accepted, "detected": report.detected},
         "subsets": subsets,
     })  # fmt: skip

@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--replace", action="store_true",
                        help="if OUT holds outputs of the chosen steps made with another config or source, delete "
                        "them (and what depends on them) and rebuild; other subsets are kept")  # fmt: skip
+    build.add_argument("--allow-version-change", action="store_true",
+                       help="continue a build made with other library versions or model files (config.json "
+                       "'stack'); by default that is refused")  # fmt: skip
+    build.add_argument("--retry-rejects", action="store_true",
+                       help="try again the photos and edits an earlier run rejected as internal_error or timeout")
     build.add_argument("--config", help="YAML config file (default: the repository's params.yaml)")
     _cluster_flags(build)
     build.add_argument("--limit", type=int, help="use only the first N source paths (sorted)")
@@ -98,6 +103,7 @@ def _build(args: argparse.Namespace) -> int:
              "cluster.num_workers": args.workers, "cluster.address": args.address},
         )  # fmt: skip
         report = build(args.source, args.out, config, subsets=subsets, stage=args.stage, replace=args.replace,
+                       allow_version_change=args.allow_version_change, retry_rejects=args.retry_rejects,
                        progress=not args.quiet)  # fmt: skip
     except (ConfigMismatch, FileNotFoundError, ValueError) as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)

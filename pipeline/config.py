@@ -351,7 +351,7 @@ def read_params(path: str | Path | None = None) -> dict[str, Any]:
 
 
 #: Top-level params.yaml sections read by other stages, not by the build.
-FOREIGN_SECTIONS = ("train",)
+FOREIGN_SECTIONS = ("train", "dvc")
 
 
 def _build_sections(data: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,10 @@ def sample_views(edit: Edit, seeds: list[int]) -> list[SpatialTransform]:
 
 def max_displacement(edit: Edit) -> float:
     """Largest displacement of the edit's field in base-frame pixels."""
-    return float(edit.field.displacement_magnitude().max()) if not edit.field.is_identity else 0.0
+    if edit.field.is_identity:
+        return 0.0
+    dx, dy = edit.field.displacement()
+    return float(np.sqrt((dx * dx + dy * dy).max()))
 
 
 def recipe_id(edit: Edit) -> str:
@@ -100,10 +103,11 @@ def render_view(
     context: PairContext,
     measures: dict[str, Any],
 ) -> RenderedPair:
-    """Encode view ``view`` of ``edit``; ``measures`` are its QA columns (QA_FIELDS names)."""
+    """Encode view ``view`` of ``edit``; ``measures`` are its QA columns (QA_FIELDS names) plus
+    ``max_disp_base_px``, the edit's largest displacement in the base frame."""
     before = apply_image(transform, edit.before)
     after = apply_image(transform, edit.after)
-    mask = view_mask(transform, edit.region, before, after)
+    mask = view_mask(transform, edit.region, edit.field.roi, before, after)
     opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
     ys, xs = np.nonzero(mask)
@@ -111,7 +115,7 @@ def render_view(
     key = pair_key(context.subset, context.source_id, context.person_index, context.edit_index, view)
     ext = image_ext(context.image_format)
     face_iod = None if edit.face is None else inter_ocular(transform_points(transform.matrix, edit.face))
-    max_disp = max_displacement(edit) * transform.scale
+    max_disp = measures["max_disp_base_px"] * transform.scale
     qa = {f.name: measures.get(f.name) for f in QA_FIELDS}
     record = _parameter_record(edit, transform, key, view, view_seed, bbox, len(xs), face_iod, max_disp, qa, context)
     members = {
@@ -170,14 +174,25 @@ def render_view(
     return RenderedPair({"__key__": key, **members}, row, op_rows)
 
 
-def view_mask(transform: SpatialTransform, region: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+def view_mask(
+    transform: SpatialTransform, region: np.ndarray, roi: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray
+) -> np.ndarray:
     """The view's region: every view pixel the base region touches (any overlap under the
     view's interpolation) plus every pixel whose value differs between the view's before
-    and after; uint8 0/255."""
+    and after (only near the field's ``roi``, the one place they can differ); uint8 0/255."""
     warped = cv2.warpAffine(region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-    changed = np.any(before != after, axis=2)
-    return np.where((warped > 0) | changed, np.uint8(255), np.uint8(0))
+    mask = np.where(warped > 0, np.uint8(255), np.uint8(0))
+    x0, y0, x1, y1 = roi
+    corners = transform_points(transform.matrix, np.array([[x0 - 2, y0 - 2], [x1 + 1, y0 - 2], [x0 - 2, y1 + 1], [x1 + 1, y1 + 1]], float))
+    w, h = transform.size
+    vx0, vy0 = (max(0, int(np.floor(v))) for v in corners.min(axis=0))
+    vx1, vy1 = (int(np.ceil(v)) + 1 for v in corners.max(axis=0))
+    vx1, vy1 = min(vx1, w), min(vy1, h)
+    if vx0 < vx1 and vy0 < vy1:
+        changed = np.any(before[vy0:vy1, vx0:vx1] != after[vy0:vy1, vx0:vx1], axis=2)
+        mask[vy0:vy1, vx0:vx1][changed] = 255
+    return mask
 
 
 def _encode(rgb: np.ndarray, context: PairContext) -> bytes:

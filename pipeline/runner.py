@@ -197,12 +197,13 @@ class _ShardWriter:
                 continue
             edit, views, view_seeds, attempt, edit_seed = made
             context = PairContext(**context_base, edit_index=edit_index, attempt=attempt, edit_seed=edit_seed)
-            measures = {"fold_count": int(edit.field.min_jacobian() <= 0), "min_jacobian": edit.field.min_jacobian()}
+            jacobian = edit.field.min_jacobian()
+            measures = {"fold_count": int(jacobian <= 0), "min_jacobian": jacobian, "max_disp_base_px": max_displacement(edit)}
             for view, (transform, view_seed) in enumerate(zip(views, view_seeds)):
-                if max_displacement(edit) * transform.scale < self.recipe.min_disp_px:
+                shown = measures["max_disp_base_px"] * transform.scale
+                if shown < self.recipe.min_disp_px:
                     self._reject(run, edit_index, view, attempt, "edit_too_small",
-                                 f"largest displacement {max_displacement(edit) * transform.scale:.2f} px in the view "
-                                 f"< min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
+                                 f"largest displacement {shown:.2f} px in the view < min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
                     continue
                 pair = render_view(edit, transform, view, view_seed, context, measures)
                 _check_row_digests(pair.row, tar.write(pair.sample))

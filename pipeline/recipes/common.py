@@ -49,8 +49,10 @@ def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], thre
         raise ValueError(f"a chain holds at most {MAX_CHAIN_OPS} ops, got {len(op_fields)}")
     after = field.apply(before)
     region = edit_region(field, threshold_px=threshold_px).mask
-    changed = np.any(after != before, axis=2)
-    region = np.where(changed, np.uint8(255), region)
+    if not field.is_identity:  # outside its roi the field copies pixels exactly
+        x0, y0, x1, y1 = field.roi
+        changed = np.any(after[y0:y1, x0:x1] != before[y0:y1, x0:x1], axis=2)
+        region[y0:y1, x0:x1][changed] = 255
     opmask = np.zeros(before.shape[:2], np.uint8)
     for bit, op_field in enumerate(op_fields):
         moved = edit_region(op_field, threshold_px=threshold_px).mask > 0

@@ -282,3 +282,46 @@ def test_store_paths_are_absolute_so_workers_elsewhere_see_them(tmp_path: Path, 
     assert store.url == str(tmp_path / "relative" / "out")
     store.write_json("x.json", {"a": 1})
     assert (tmp_path / "relative" / "out" / "x.json").is_file()
+
+
+def test_a_different_software_stack_is_refused_unless_allowed(reference: Path, workspace: dict[str, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import versions
+    from pipeline.build import VersionMismatch
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out, symlinks=True)
+    recorded = json.loads((out / "config.json").read_text())["stack"]
+    assert recorded["libraries"]["opencv-python"] and recorded["models"]["yolo"]
+    real = versions.library_versions
+    monkeypatch.setattr(versions, "library_versions", lambda: {**real(), "opencv-python": "9.9.9"})
+    with pytest.raises(VersionMismatch, match="opencv-python: recorded .* now '9.9.9'"):
+        build(str(workspace["photos"]), str(out), load_config(workspace["config"]), progress=False)
+    build(str(workspace["photos"]), str(out), load_config(workspace["config"]), allow_version_change=True, progress=False)
+    assert json.loads((out / "config.json").read_text())["stack"]["libraries"]["opencv-python"] == "9.9.9"
+
+
+def test_one_photo_failing_never_stops_a_build_and_can_be_retried(workspace: dict[str, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from detectors.portrait import PortraitDetector
+
+    real = PortraitDetector.detect
+
+    def failing(self, rgb):
+        if rgb.shape[:2] == (600, 512):  # grace_hopper
+            raise RuntimeError("simulated detector crash")
+        return real(self, rgb)
+
+    out = tmp_path / "retry"
+    config = load_config(workspace["config"])
+    with monkeypatch.context() as patch:
+        patch.setattr(PortraitDetector, "detect", failing)
+        first = build(str(workspace["photos"]), str(out), config, progress=False)
+    rejects = pd.read_parquet(out / "manifests" / "rejects")
+    crashed = rejects[rejects.path.str.endswith("grace_hopper.jpg")]
+    assert list(crashed.reason) == ["internal_error"] and "simulated detector crash" in crashed.detail.iloc[0]
+    assert build(str(workspace["photos"]), str(out), config, progress=False).pairs == first.pairs  # not retried by itself
+    retried = build(str(workspace["photos"]), str(out), config, retry_rejects=True, progress=False)
+    assert retried.pairs > first.pairs
+    rejects = pd.read_parquet(out / "manifests" / "rejects")
+    assert "internal_error" not in set(rejects.reason)

@@ -107,7 +107,7 @@ def test_record_reproduces_the_pair_exactly(detected: dict) -> None:
     edit = _edit(recipe, photo, detections, target)
     seeds = [derive_seed(0, "view", v) for v in range(3)]
     transforms = sample_views(edit, seeds)
-    pair = render_view(edit, transforms[1], 1, seeds[1], _context("simulated", target), {})
+    pair = render_view(edit, transforms[1], 1, seeds[1], _context("simulated", target), {"max_disp_base_px": 5.0})
     record = json.loads(pair.sample["json"])
     x0, y0, x1, y1 = record["base"]["rect"]
     frame = crop_frame(photo, (x0, y0, x1, y1), tuple(record["base"]["size"]))
