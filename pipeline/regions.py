@@ -1,0 +1,148 @@
+"""Region parameter maps (after PerTouch): which semantic region an edit moved, and how much.
+
+Regions are drawn from the person's landmarks in the base frame: face regions from the
+478-point mesh (convex hulls of the catalog's landmark groups), body regions from the
+33-point pose (discs and thick segments sized by the shoulder width). :data:`REGIONS` fixes
+their ids (1-based; 0 = no region); a later region paints over an earlier one.
+
+Per region, the edit's *signed displacement magnitude*: the mean displacement length over the
+region's pixels, divided by a reference length (5 % of the face width for face regions, of the
+shoulder width for body regions) and clipped to [-1, 1]; its sign is that of the region's mean
+area change (Jacobian determinant - 1): positive where the edit enlarges, negative where it
+shrinks (a pure translation counts as positive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from warps import catalog as c
+from warps.field import WarpField
+
+#: Region names; a region's id is its position + 1.
+REGIONS = (
+    "forehead", "right_cheek", "left_cheek", "jaw_chin", "nose", "right_brow", "left_brow", "right_eye", "left_eye",
+    "lips", "waist", "legs", "arms", "shoulders",
+)  # fmt: skip
+FACE_REGIONS = {
+    "forehead": c.FOREHEAD_TOP + c.FOREHEAD_MID + c.RIGHT_EYEBROW + c.LEFT_EYEBROW,
+    "right_cheek": c.RIGHT_CHEEK + c.RIGHT_CHEEKBONE + (50, 101, 118, 117),
+    "left_cheek": c.LEFT_CHEEK + c.LEFT_CHEEKBONE + (280, 330, 347, 346),
+    "jaw_chin": c.RIGHT_JAW + c.LEFT_JAW + c.CHIN + (61, 291, 17),
+    "nose": c.NOSE,
+    "right_brow": c.RIGHT_EYEBROW,
+    "left_brow": c.LEFT_EYEBROW,
+    "right_eye": c.RIGHT_EYE + c.RIGHT_IRIS,
+    "left_eye": c.LEFT_EYE + c.LEFT_IRIS,
+    "lips": c.LIPS,
+}
+#: Reference length of the signed magnitude, as a fraction of the face / shoulder width.
+REFERENCE_FRACTION = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class RegionMap:
+    """``index`` (h, w) uint8 region ids; ``values``/``mean_disp_px``/``area_px`` per region id
+    present (REGIONS order, absent regions left out)."""
+
+    index: np.ndarray
+    names: tuple[str, ...]
+    values: tuple[float, ...]
+    mean_disp_px: tuple[float, ...]
+
+    def to_record(self) -> dict:
+        return {
+            "ids": [REGIONS.index(n) + 1 for n in self.names],
+            "names": list(self.names),
+            "values": [round(v, 6) for v in self.values],
+            "mean_disp_px": [round(v, 4) for v in self.mean_disp_px],
+        }
+
+
+def region_index(shape: tuple[int, int], face: np.ndarray | None, pose: np.ndarray | None,
+                 pose_visible: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """(h, w) uint8 region ids drawn from ``face`` (478, 2) and ``pose`` (33, 2) in that frame."""
+    index = np.zeros(shape, np.uint8)
+    if pose is not None:
+        _draw_body(index, pose, pose_visible if pose_visible is not None else np.ones(len(pose)))
+    if face is not None:
+        for name, group in FACE_REGIONS.items():
+            hull = cv2.convexHull(np.round(face[list(group)]).astype(np.int32))
+            cv2.fillConvexPoly(index, hull, REGIONS.index(name) + 1)
+    return index
+
+
+def region_map(field: WarpField, index: np.ndarray, face: np.ndarray | None, pose: np.ndarray | None) -> RegionMap:
+    """Signed, normalised displacement per region of ``index`` under ``field`` (module docstring)."""
+    magnitude = field.displacement_magnitude()
+    growth = _area_change(field)
+    face_ref = _width(face, 234, 454) if face is not None else None
+    body_ref = _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER) if pose is not None else None
+    names, values, means = [], [], []
+    for region_id in np.unique(index):
+        if region_id == 0:
+            continue
+        name = REGIONS[region_id - 1]
+        inside = index == region_id
+        mean = float(magnitude[inside].mean())
+        reference = face_ref if name in FACE_REGIONS else body_ref
+        if not reference:
+            continue
+        sign = -1.0 if float(growth[inside].mean()) < 0 else 1.0
+        names.append(name)
+        values.append(float(np.clip(sign * mean / (REFERENCE_FRACTION * reference), -1.0, 1.0)))
+        means.append(mean)
+    return RegionMap(index, tuple(names), tuple(values), tuple(means))
+
+
+def _area_change(field: WarpField) -> np.ndarray:
+    """(h, w) float32 Jacobian determinant - 1 of the backward map's inverse, ~ -(det B - 1): > 0 enlarges."""
+    change = np.zeros(field.shape, np.float32)
+    if field.is_identity or min(field.map_x.shape) < 2:
+        return change
+    mxx, mxy = np.gradient(field.map_x, axis=1), np.gradient(field.map_x, axis=0)
+    myx, myy = np.gradient(field.map_y, axis=1), np.gradient(field.map_y, axis=0)
+    det = mxx * myy - mxy * myx
+    x0, y0, x1, y1 = field.roi
+    change[y0:y1, x0:x1] = 1.0 / np.maximum(det, 1e-3) - 1.0
+    return change
+
+
+def _width(points: np.ndarray, a: int, b: int) -> float:
+    return float(np.hypot(*(points[a] - points[b])))
+
+
+def _draw_body(index: np.ndarray, pose: np.ndarray, visible: np.ndarray) -> None:
+    width = _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER)
+    if not width > 0:
+        return
+    thick = max(1, int(round(0.3 * width)))
+
+    def seen(*joints: int) -> bool:
+        return bool(all(visible[j] >= 0.5 for j in joints))
+
+    def point(j: int) -> tuple[int, int]:
+        return tuple(int(round(v)) for v in pose[j])
+
+    hips = (c.LEFT_HIP, c.RIGHT_HIP)
+    if seen(c.LEFT_SHOULDER, c.RIGHT_SHOULDER, *hips):
+        quad = np.array([pose[c.LEFT_SHOULDER] * 0.45 + pose[c.LEFT_HIP] * 0.55,
+                         pose[c.RIGHT_SHOULDER] * 0.45 + pose[c.RIGHT_HIP] * 0.55,
+                         pose[c.RIGHT_HIP], pose[c.LEFT_HIP]])  # fmt: skip
+        outward = (quad[0] - quad[1]) / max(np.hypot(*(quad[0] - quad[1])), 1e-6) * 0.15 * width
+        quad = quad + np.array([outward, -outward, -outward, outward])
+        cv2.fillConvexPoly(index, np.round(quad).astype(np.int32), REGIONS.index("waist") + 1)
+    for side in ((c.LEFT_HIP, c.LEFT_KNEE, c.LEFT_ANKLE), (c.RIGHT_HIP, c.RIGHT_KNEE, c.RIGHT_ANKLE)):
+        for a, b in zip(side, side[1:]):
+            if seen(a, b):
+                cv2.line(index, point(a), point(b), REGIONS.index("legs") + 1, thick)
+    for side in ((c.LEFT_SHOULDER, c.LEFT_ELBOW, c.LEFT_WRIST), (c.RIGHT_SHOULDER, c.RIGHT_ELBOW, c.RIGHT_WRIST)):
+        for a, b in zip(side, side[1:]):
+            if seen(a, b):
+                cv2.line(index, point(a), point(b), REGIONS.index("arms") + 1, max(1, int(round(0.22 * width))))
+    for joint in (c.LEFT_SHOULDER, c.RIGHT_SHOULDER):
+        if seen(joint):
+            cv2.circle(index, point(joint), max(1, int(round(0.22 * width))), REGIONS.index("shoulders") + 1, -1)
