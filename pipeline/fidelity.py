@@ -39,7 +39,7 @@ from detectors.geometry import cut
 from detectors.identity import DlibEmbedder, OnnxEmbedder, identity_similarity
 from detectors.records import ModelId
 from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, motion_gain, track_points
-from pipeline.fidelity_pixels import detail_ratio, outside_change, roi_in_view
+from pipeline.fidelity_pixels import codec_noise, detail_ratio, outside_change, roi_in_view
 from warps import catalog
 from warps.catalog import CATALOG, Translate
 from warps.field import WarpField
@@ -64,6 +64,7 @@ FACE_GROUPS: dict[str, tuple[int, ...]] = {
                              + catalog.RIGHT_ALA + catalog.LEFT_ALA + catalog.NOSE_TIP))),
     "lips": catalog.LIPS,
 }  # fmt: skip
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 #: Side of the square FaceMesh re-detection window, in face-landmark extents.
 MESH_WINDOW_SCALE = 1.6
 #: The window is resized so its long side is at most this (as the detector's face crops).
@@ -106,11 +107,12 @@ class FaceReference:
 
 @dataclass(frozen=True)
 class EditQA:
-    """Per-edit measurements (contract columns) and two diagnostics.
+    """Per-edit measurements (contract columns), two diagnostics and the codec noise.
 
     ``collateral_ratio_detected``: the same ratio on FaceMesh re-detected landmarks;
     ``realized_ratio_flow``: the moving landmarks tracked by dense optical flow instead
-    of FaceMesh (image evidence without a face-shape prior).
+    of FaceMesh (image evidence without a face-shape prior); ``codec_noise``: JPEG noise
+    of ``before`` around the edit (base frame), the divisor of every view's ``outside_change``.
     """
 
     realized_ratio: float
@@ -122,6 +124,7 @@ class EditQA:
     identity_sim: float
     collateral_ratio_detected: float
     realized_ratio_flow: float
+    codec_noise: float
 
 
 @dataclass(frozen=True)
@@ -188,12 +191,15 @@ class FidelityModels:
         before: np.ndarray,
         after: np.ndarray,
         field: WarpField,
+        region: np.ndarray,
         op_names: Sequence[str],
         *,
         groups: Mapping[str, Sequence[int]] = FACE_GROUPS,
         allowed: frozenset[str] | None = None,
+        jpeg_quality: int = 95,
     ) -> EditQA:
-        """Per-edit QA of ``after = field.apply(before)`` (all base frame) for face ops ``op_names``.
+        """Per-edit QA of ``after = field.apply(before)`` with edit mask ``region`` (h, w)
+        (all base frame) for the face ops ``op_names``.
 
         ``allowed``: the groups the ops may move (default :func:`allowed_groups`).
         """
@@ -217,7 +223,7 @@ class FidelityModels:
             collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
         flow_realized = nan
         if planned is not None and not field.is_identity:
-            tracked = track_points(before, after, lms[moving], field.roi)
+            tracked = track_points(before, after, lms[moving])
             flow_realized = motion_gain(planned, tracked - lms[moving])
         return EditQA(
             realized_ratio=realized,
@@ -229,6 +235,7 @@ class FidelityModels:
             identity_sim=identity_similarity(reference.embedding, self.embedder.embed(after, lms)),
             collateral_ratio_detected=collateral_detected,
             realized_ratio_flow=flow_realized,
+            codec_noise=codec_noise(before, region, roi_in_view(field.roi, _IDENTITY), quality=jpeg_quality),
         )
 
     def _redetect(self, rgb: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray | None:
@@ -260,15 +267,20 @@ def measure_view(
     view_mask: np.ndarray,
     matrix: np.ndarray,
     *,
+    codec_noise: float | None = None,
     jpeg_quality: int = 95,
     flow: cv2.DISOpticalFlow | None = None,
 ) -> ViewQA:
     """Per-view QA. ``base_*`` (h, w, 3), ``region`` (h, w) the edit mask and ``roi`` the
     applied field's box, all base frame; ``view_*`` the pair as written (before the
-    encode); ``matrix`` (2, 3) the view's recorded base -> view transform."""
+    encode); ``matrix`` (2, 3) the view's recorded base -> view transform.
+    ``codec_noise``: the edit's :attr:`EditQA.codec_noise` (default: measured on this
+    view, a JPEG round trip per view)."""
+    quad = roi_in_view(roi, matrix)
     return ViewQA(
         align_err_px=align_err_px(base_before, base_after, view_before, view_after, matrix, region, flow=flow),
-        outside_change=outside_change(view_before, view_after, view_mask, roi_in_view(roi, matrix), quality=jpeg_quality),
+        outside_change=outside_change(view_before, view_after, view_mask, quad, quality=jpeg_quality,
+                                      noise=codec_noise),  # fmt: skip
     )
 
 

@@ -76,7 +76,7 @@ def align_err_px(
     ``before``) was shifted, or whose recorded matrix is not the one applied, shows the
     error. Only region pixels whose view position lies inside the view are scored.
     NaN when no such pixel exists. ``flow``: a reusable DIS instance (default: a new
-    ``PRESET_FAST`` one).
+    ``PRESET_ULTRAFAST`` one).
     """
     matrix = np.asarray(matrix, np.float64).reshape(2, 3)
     box = _padded_box(region, ALIGN_PAD_PX)
@@ -93,7 +93,7 @@ def align_err_px(
         return float("nan")
     local = matrix.copy()
     local[:, 2] += matrix[:, :2] @ (x0, y0)  # box-local base coords -> view coords
-    dis = flow or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    dis = flow or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     error = np.zeros(inside.shape, np.float32)
     for base, view in ((base_before, view_before), (base_after, view_after)):
         back = cv2.warpAffine(view, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -151,17 +151,24 @@ def collateral_ratio(
     return float(motion[sorted(held_idx)].max()) / largest
 
 
-def track_points(before: np.ndarray, after: np.ndarray, points: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Where content at ``points`` (N, 2) of ``before`` appears in ``after``, by DIS flow.
+#: Context (px) around the tracked points for :func:`track_points`.
+TRACK_PAD_PX = 32
+
+
+def track_points(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where content at ``points`` (N, 2) of ``before`` (h, w, 3) appears in ``after``, by DIS flow.
 
     Image evidence only (no field): dense flow (DIS ``PRESET_MEDIUM``, grey) from ``before``
-    to ``after`` on ``box`` (x0, y0, x1, y1, ends exclusive), sampled bilinearly at the
-    points. (N, 2) float64 in the same frame; points outside the box do not move.
+    to ``after`` on the points' bounding box grown by :data:`TRACK_PAD_PX`, sampled
+    bilinearly at the points. (N, 2) float64 in the same frame.
     """
-    x0, y0, x1, y1 = box
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    h, w = before.shape[:2]
+    lo = np.floor(pts.min(axis=0)).astype(int) - TRACK_PAD_PX
+    hi = np.ceil(pts.max(axis=0)).astype(int) + TRACK_PAD_PX + 1
+    x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     uv = dis.calc(_grey(before[y0:y1, x0:x1]), _grey(after[y0:y1, x0:x1]), None)
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
     local = (pts - (x0, y0)).astype(np.float32)
     moved = np.stack([
         cv2.remap(uv[..., k], local[:, :1], local[:, 1:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[:, 0]

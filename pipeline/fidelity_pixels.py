@@ -58,18 +58,52 @@ def roi_in_view(roi: tuple[int, int, int, int], matrix: np.ndarray) -> np.ndarra
 
 
 def outside_change(
-    before: np.ndarray, after: np.ndarray, mask: np.ndarray, quad: np.ndarray, *, quality: int = 95
+    before: np.ndarray,
+    after: np.ndarray,
+    mask: np.ndarray,
+    quad: np.ndarray,
+    *,
+    quality: int = 95,
+    noise: float | None = None,
 ) -> float:
     """Mean |after - before| outside the mask, divided by the codec noise there.
 
     ``before``/``after`` (h, w, 3) uint8 and ``mask`` (h, w) uint8 are one pair (a view or
     the base frame); ``quad`` (4, 2) is where the edit can have changed pixels at all
     (:func:`roi_in_view` of the field's roi; outside it after == before by construction).
-    Counted pixels R: inside ``quad``, outside ``mask``. Codec noise: mean |decoded JPEG
-    (``quality``, 4:4:4) of ``before`` - ``before``| over R, from a block-aligned crop
-    (:func:`block_aligned`), floored at :data:`NOISE_FLOOR`. 1.0 means the mask leaves
-    out change as large as the codec's own noise. NaN when R is empty.
+    Counted pixels R: inside ``quad``, outside ``mask``. ``noise``: the codec noise to
+    divide by; default :func:`codec_noise` of this ``before`` over R. 1.0 means the mask
+    leaves out change as large as the codec's own noise. NaN when R is empty.
     """
+    found = _counted(mask, quad)
+    if found is None:
+        return float("nan")
+    (x0, y0, x1, y1), sel = found
+    crop = before[y0:y1, x0:x1]
+    change = np.abs(after[y0:y1, x0:x1][sel].astype(np.int16) - crop[sel]).mean()
+    if noise is None:
+        noise = _noise(crop, sel, quality)
+    return float(change / max(noise, NOISE_FLOOR))
+
+
+def codec_noise(before: np.ndarray, mask: np.ndarray, quad: np.ndarray, *, quality: int = 95) -> float:
+    """Mean |decoded JPEG (``quality``, 4:4:4) of ``before`` - ``before``| over the pixels
+    :func:`outside_change` counts, from a block-aligned crop (:func:`block_aligned`);
+    floored at :data:`NOISE_FLOOR`. NaN when no pixel counts.
+
+    The noise is a property of the content, so one base-frame value can serve all views
+    of an edit (the views' own block grids differ; the mean over the region does not, to
+    within a few per cent).
+    """
+    found = _counted(mask, quad)
+    if found is None:
+        return float("nan")
+    (x0, y0, x1, y1), sel = found
+    return max(_noise(before[y0:y1, x0:x1], sel, quality), NOISE_FLOOR)
+
+
+def _counted(mask: np.ndarray, quad: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """(block-aligned box, bool pixels of it inside ``quad`` and outside ``mask``), or None."""
     h, w = mask.shape
     quad = np.asarray(quad, np.float64).reshape(4, 2)
     lo = np.floor(quad.min(axis=0)).astype(int)
@@ -77,18 +111,17 @@ def outside_change(
     box = block_aligned((max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])), (w, h))
     x0, y0, x1, y1 = box
     if x0 >= x1 or y0 >= y1:
-        return float("nan")
+        return None
     counted = np.zeros((y1 - y0, x1 - x0), np.uint8)
     shift = 4  # fillConvexPoly sub-pixel bits
     cv2.fillConvexPoly(counted, np.round((quad - (x0, y0)) * (1 << shift)).astype(np.int32), 1, cv2.LINE_8, shift)
-    counted &= mask[y0:y1, x0:x1] == 0
-    if not counted.any():
-        return float("nan")
-    sel = counted.astype(bool)
-    crop = np.ascontiguousarray(before[y0:y1, x0:x1])
-    change = np.abs(after[y0:y1, x0:x1][sel].astype(np.int16) - crop[sel]).mean()
-    noise = np.abs(jpeg_round_trip(crop, quality)[sel].astype(np.int16) - crop[sel]).mean()
-    return float(change / max(noise, NOISE_FLOOR))
+    sel = (counted > 0) & (mask[y0:y1, x0:x1] == 0)
+    return (box, sel) if sel.any() else None
+
+
+def _noise(crop: np.ndarray, sel: np.ndarray, quality: int) -> float:
+    crop = np.ascontiguousarray(crop)
+    return float(np.abs(jpeg_round_trip(crop, quality)[sel].astype(np.int16) - crop[sel]).mean())
 
 
 def detail_ratio(before: np.ndarray, after: np.ndarray, field: WarpField) -> float:

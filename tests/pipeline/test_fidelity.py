@@ -193,9 +193,9 @@ def test_allowed_groups_come_from_the_ops_moving_landmarks() -> None:
 
 def test_realized_ratio_drops_when_the_edit_is_weaker_than_planned(models, scene: Scene, mouth_up: Edit) -> None:
     reference = models.face_reference(scene.image, scene.landmarks)
-    honest = models.measure_edit(reference, scene.image, mouth_up.after, mouth_up.field, ["mouth_vertical"])
+    honest = models.measure_edit(reference, scene.image, mouth_up.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])
     weak = scene.edit(OpCall("mouth_vertical", 50))  # what was applied...
-    secret = models.measure_edit(reference, scene.image, weak.after, mouth_up.field, ["mouth_vertical"])  # ...vs planned
+    secret = models.measure_edit(reference, scene.image, weak.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])  # ...vs planned
     assert 0.85 < honest.realized_ratio < 1.15 and 0.85 < honest.realized_ratio_flow < 1.15
     assert 0.3 < secret.realized_ratio < 0.7 and 0.3 < secret.realized_ratio_flow < 0.7
     assert honest.fold_count == 0 and 0.9 < honest.identity_sim <= 1.0
@@ -208,10 +208,10 @@ def test_collateral_catches_motion_injected_into_a_held_group(models, scene: Sce
     reference = models.face_reference(scene.image, scene.landmarks)
     eyes = scene.edit(OpCall("eye_size", 100))
     nose = scene.edit(OpCall("nose_length", 100))
-    plain = models.measure_edit(reference, scene.image, eyes.after, eyes.field, ["eye_size"])
+    plain = models.measure_edit(reference, scene.image, eyes.after, eyes.field, eyes.mask, ["eye_size"])
     # The nose is moved too, but the pair still claims only eye_size.
     both = eyes.field.then(nose.field)
-    injected = models.measure_edit(reference, scene.image, both.apply(scene.image), both, ["eye_size"])
+    injected = models.measure_edit(reference, scene.image, both.apply(scene.image), both, eyes.mask, ["eye_size"])
     assert injected.collateral_ratio > plain.collateral_ratio + 0.5
     assert injected.collateral_ratio_detected > plain.collateral_ratio_detected + 0.3
 
@@ -259,7 +259,7 @@ def test_qa_row_has_exactly_the_contract_columns(scene: Scene, mouth_up: Edit) -
     t = scene.views(mouth_up, 1)[0]
     view = measure_view(scene.image, mouth_up.after, mouth_up.mask, mouth_up.field.roi, apply_image(t, scene.image),
                         apply_image(t, mouth_up.after), apply_mask(t, mouth_up.mask, binary=True), t.matrix)  # fmt: skip
-    edit = EditQA(1.0, 0.1, 0, 0.5, 1.5, 0.95, 0.97, 0.2, 0.9)
+    edit = EditQA(1.0, 0.1, 0, 0.5, 1.5, 0.95, 0.97, 0.2, 0.9, 1.0)
     row = qa_row(edit, view)
     assert tuple(row) == QA_COLUMNS
     assert row["align_err_px"] < 0.25 and 0 < row["outside_change"] < 1.5 and row["identity_sim"] == 0.97
