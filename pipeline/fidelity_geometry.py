@@ -84,23 +84,26 @@ def align_err_px(
         return float("nan")
     x0, y0, x1, y1 = box
     inside = region[y0:y1, x0:x1] > 0
-    gy, gx = np.nonzero(inside)
-    vx = matrix[0, 0] * (gx + x0) + matrix[0, 1] * (gy + y0) + matrix[0, 2]
-    vy = matrix[1, 0] * (gx + x0) + matrix[1, 1] * (gy + y0) + matrix[1, 2]
     vh, vw = view_after.shape[:2]
-    seen = (vx >= 0) & (vx <= vw - 1) & (vy >= 0) & (vy <= vh - 1)
-    if not seen.any():
+    corners = np.array([[x0, y0], [x1 - 1, y0], [x0, y1 - 1], [x1 - 1, y1 - 1]], np.float64) @ matrix[:, :2].T
+    corners += matrix[:, 2]
+    if not ((corners >= 0).all() and (corners[:, 0] <= vw - 1).all() and (corners[:, 1] <= vh - 1).all()):
+        gy, gx = np.mgrid[y0:y1, x0:x1]  # the box leaves the view: score only what it shows
+        vx = matrix[0, 0] * gx + matrix[0, 1] * gy + matrix[0, 2]
+        vy = matrix[1, 0] * gx + matrix[1, 1] * gy + matrix[1, 2]
+        inside &= (vx >= 0) & (vx <= vw - 1) & (vy >= 0) & (vy <= vh - 1)
+    if not inside.any():
         return float("nan")
     local = matrix.copy()
     local[:, 2] += matrix[:, :2] @ (x0, y0)  # box-local base coords -> view coords
     dis = flow or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-    error = np.zeros(inside.shape, np.float32)
+    worst = np.zeros(int(np.count_nonzero(inside)), np.float32)
     for base, view in ((base_before, view_before), (base_after, view_after)):
         back = cv2.warpAffine(view, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-        uv = dis.calc(_grey(base[y0:y1, x0:x1]), _grey(back), None)
-        np.maximum(error, np.hypot(uv[..., 0], uv[..., 1]), out=error)
-    return float(np.percentile(error[gy[seen], gx[seen]], ALIGN_PERCENTILE))
+        uv = dis.calc(_grey(base[y0:y1, x0:x1]), _grey(back), None)[inside]
+        np.maximum(worst, uv[:, 0] * uv[:, 0] + uv[:, 1] * uv[:, 1], out=worst)
+    return float(np.sqrt(np.percentile(worst, ALIGN_PERCENTILE)))
 
 
 def motion_gain(planned: np.ndarray, realized: np.ndarray, *, min_planned_px: float = 1.0) -> float:
