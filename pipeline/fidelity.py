@@ -201,12 +201,15 @@ class FidelityModels:
         """Per-edit QA of ``after = field.apply(before)`` with edit mask ``region`` (h, w)
         (all base frame) for the face ops ``op_names``.
 
-        ``allowed``: the groups the ops may move (default :func:`allowed_groups`).
+        ``allowed``: the groups the ops may move (default :func:`allowed_groups`). Body ops
+        move no face landmark: they are left out of ``realized_ratio`` and
+        ``collateral_ratio`` (NaN when no face op remains).
         """
         self._check_loaded()
         lms = reference.landmarks
-        allowed = allowed_groups(op_names, groups) if allowed is None else allowed
-        moving = moving_landmarks(op_names)
+        face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
+        allowed = allowed_groups(face_ops, groups) if allowed is None else allowed
+        moving = moving_landmarks(face_ops)
         summary = field_summary(field)
         try:
             carried = field.forward_points(lms)

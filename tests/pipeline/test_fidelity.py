@@ -214,6 +214,9 @@ def test_collateral_catches_motion_injected_into_a_held_group(models, scene: Sce
     injected = models.measure_edit(reference, scene.image, both.apply(scene.image), both, eyes.mask, ["eye_size"])
     assert injected.collateral_ratio > plain.collateral_ratio + 0.5
     assert injected.collateral_ratio_detected > plain.collateral_ratio_detected + 0.3
+    body = models.measure_edit(reference, scene.image, eyes.after, eyes.field, eyes.mask, ["waist_slimming"])
+    assert math.isnan(body.realized_ratio) and math.isnan(body.collateral_ratio)  # no face op: not measured
+    assert body.identity_sim == pytest.approx(plain.identity_sim) and body.detail_ratio == plain.detail_ratio
 
 
 # --- gates and statistics -------------------------------------------------------------------
