@@ -225,7 +225,7 @@ class FidelityModels:
         if reference.mesh is not None and mesh_after is not None:
             collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
         flow_realized = nan
-        if planned is not None and not field.is_identity:
+        if planned is not None and len(moving) and not field.is_identity:
             tracked = track_points(before, after, lms[moving])
             flow_realized = motion_gain(planned, tracked - lms[moving])
         return EditQA(
