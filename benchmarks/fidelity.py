@@ -18,7 +18,14 @@ its parts (``field_summary``, ``collateral`` = ``forward_points`` of the 478 lan
 ``embed`` = identity embedding of ``after``, ``codec_noise`` = JPEG round trip of ``before``
 around the edit, the divisor of every view's ``outside_change``). ``qa_per_pair_ms`` amortises per-edit work
 over the views and per-face work over edits x views, as the build would call them.
-``qa_over_pair`` = qa_per_pair_ms / pair_ms. The last line printed is one JSON object.
+``qa_over_pair`` = qa_per_pair_ms / pair_ms.
+
+``--identity`` instead prints the identity_sim levels (dlib): different people (every pair
+of faces found in astronaut, grace_hopper, zidane, bus, t1 and insightface's
+Tom_Hanks_54745.png), the same person (astronaut, grace_hopper, zidane: mirrored, half and
+1.5x size, turned 10 degrees, JPEG q50) and strong edits (each simulated op at +-100 and
+three 3-op chains at +-100, planned in the 1024^2 crop frame and pasted as the build does).
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -44,10 +51,19 @@ SIZES = {"1024": 1024 * 1024, "2.2MP": 2_200_000}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edits", type=int, default=3, help="chains per photo")
     parser.add_argument("--views", type=int, default=8, help="views per edit")
+    parser.add_argument("--identity", action="store_true", help="measure identity_sim levels instead of costs")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.identity:
+        levels = identity_levels()
+        if not args.json:
+            for name, values in levels.items():
+                print(f"{name}: n {values['n']}, min {values['min']:.3f}, median {values['median']:.3f}, "
+                      f"max {values['max']:.3f}")  # fmt: skip
+        print(json.dumps(levels, sort_keys=True))
+        return 0
     result = measure(edits=args.edits, views=args.views)
     if not args.json:
         for size, r in result["sizes"].items():
@@ -74,6 +90,62 @@ def measure(*, edits: int, views: int) -> dict[str, Any]:
     return out
 
 
+def identity_levels() -> dict[str, dict[str, float]]:
+    """identity_sim of different people, of the same person and of strong edits (see the module docstring)."""
+    import importlib.util
+    from pathlib import Path
+
+    from detectors.identity import DlibEmbedder, identity_similarity
+    from detectors.portrait import PortraitDetector
+    from pipeline.imageio import load_image
+    from pipeline.sample_corpus import sample_paths
+    from pipeline.synthesis import EditRejected
+    from warps.augment import transform_points
+    from warps.catalog import ops_for_subset
+    from warps.chain import OpCall
+
+    paths = {p.name: p.path for p in sample_paths()}
+    hanks = load_image(Path(importlib.util.find_spec("insightface").origin).parent / "data/images/Tom_Hanks_54745.png")
+    photos = {name: load_image(paths[name]) for name in ("astronaut", "grace_hopper", "zidane", "bus", "t1")}
+    photos["hanks"] = cv2.copyMakeBorder(cv2.resize(hanks, (336, 336), interpolation=cv2.INTER_CUBIC),
+                                         150, 150, 150, 150, cv2.BORDER_CONSTANT, value=(128, 128, 128))  # fmt: skip
+    embedder = DlibEmbedder()
+    embedder.load()
+    with PortraitDetector() as detector:
+        faces = [(photo, f.landmarks[:, :2], name) for name, photo in photos.items()
+                 for f in detector.detect(photo).faces]  # fmt: skip
+    vectors = [embedder.embed(photo, face) for photo, face, _ in faces]
+    different = [identity_similarity(a, b) for i, a in enumerate(vectors) for b in vectors[i + 1 :]]
+    same, edited = [], []
+    names = [spec.name for spec in ops_for_subset("simulated")]
+    chains = [[OpCall(n, s)] for n in names for s in (100, -100)] + [
+        [OpCall(names[i], 100), OpCall(names[(i + 3) % 8], -100), OpCall(names[(i + 5) % 8], 100)] for i in range(3)
+    ]
+    for (photo, face, name), vector in zip(faces, vectors):
+        if name not in ("astronaut", "grace_hopper", "zidane"):
+            continue
+        h, w = photo.shape[:2]
+        centre = tuple(float(v) for v in face.mean(axis=0))
+        for matrix, size in ((np.float64([[-1, 0, w - 1], [0, 1, 0]]), (w, h)),
+                             (np.float64([[0.5, 0, -0.25], [0, 0.5, -0.25]]), (w // 2, h // 2)),
+                             (np.float64([[1.5, 0, 0.25], [0, 1.5, 0.25]]), (w * 3 // 2, h * 3 // 2)),
+                             (cv2.getRotationMatrix2D(centre, 10.0, 1.0), (w, h))):  # fmt: skip
+            moved = cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_AREA if matrix[0, 0] == 0.5 else cv2.INTER_LINEAR)
+            same.append(identity_similarity(vector, embedder.embed(moved, transform_points(matrix, face))))
+        q50 = cv2.imdecode(cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_UNCHANGED)
+        same.append(identity_similarity(vector, embedder.embed(q50, face)))
+        scene = _scene_at(photo, face)
+        for calls in chains:
+            try:
+                after = _pasted(scene, calls)
+            except EditRejected:
+                continue
+            edited.append(identity_similarity(vector, embedder.embed(after, face)))
+    embedder.close()
+    return {name: {"n": len(v), "min": float(np.min(v)), "median": float(np.median(v)), "max": float(np.max(v))}
+            for name, v in (("different_people", different), ("same_person", same), ("edited", edited))}  # fmt: skip
+
+
 def _photos() -> list[np.ndarray]:
     from pipeline.imageio import load_image
     from pipeline.sample_corpus import sample_paths
@@ -83,16 +155,29 @@ def _photos() -> list[np.ndarray]:
 
 
 def _scene(photo: np.ndarray, pixels: int, detector: Any) -> dict[str, Any]:
-    from pipeline.alignment import align_face
-    from warps.landmarks import Landmarks
-
+    """The photo scaled (bicubic) to about ``pixels`` pixels, as a base frame with its first face."""
     h, w = photo.shape[:2]
     factor = (pixels / (h * w)) ** 0.5
     image = cv2.resize(photo, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_CUBIC)
-    face = detector.detect(image).faces[0].landmarks[:, :2]
+    return _scene_at(image, detector.detect(image).faces[0].landmarks[:, :2])
+
+
+def _scene_at(image: np.ndarray, face: np.ndarray) -> dict[str, Any]:
+    """``image`` as the base frame, ``face`` (478, 2) in it, and the 1024^2 crop frame of that face."""
+    from pipeline.alignment import align_face
+    from warps.landmarks import Landmarks
+
     alignment = align_face(face, 1024)
     return {"image": image, "landmarks": face, "alignment": alignment,
             "crop_landmarks": Landmarks(face=alignment.to_crop(face))}  # fmt: skip
+
+
+def _pasted(scene: dict[str, Any], calls: list) -> np.ndarray:
+    """``after`` of ``calls`` planned in the crop frame and pasted into the scene (``make_edit``)."""
+    from pipeline.config import MirrorsetConfig
+    from pipeline.synthesis import make_edit
+
+    return make_edit(scene["image"], scene["alignment"], scene["crop_landmarks"], calls, MirrorsetConfig()).after
 
 
 def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> dict[str, Any]:
