@@ -137,29 +137,47 @@ def detail_ratio(before: np.ndarray, after: np.ndarray, field: WarpField) -> flo
     """
     if field.is_identity or min(field.map_x.shape) < 3:
         return float("nan")
-    x0, y0, x1, y1 = field.roi
     dx, dy = field.displacement()
-    counted = (dx * dx + dy * dy > MOVED_PX * MOVED_PX) & _near_rotation(field.map_x, field.map_y, MAX_STRETCH)
+    moved = (dx * dx + dy * dy > MOVED_PX * MOVED_PX).astype(np.uint8)
+    mx, my, mw, mh = cv2.boundingRect(moved)  # the Jacobian is needed only where pixels moved
+    if mw * mh < MIN_DETAIL_PIXELS:
+        return float("nan")
+    rows, cols = slice(my, my + mh), slice(mx, mx + mw)
+    counted = (moved[rows, cols] > 0) & _near_rotation(field.map_x, field.map_y, (mx, my, mw, mh), MAX_STRETCH)
     ys, xs = np.nonzero(counted)
     if len(xs) < MIN_DETAIL_PIXELS:
         return float("nan")
+    xs, ys = xs + mx, ys + my  # roi-local
+    x0, y0 = field.roi[:2]
     h, w = field.shape
     src_x = np.clip(np.rint(field.map_x[ys, xs]).astype(np.intp), 0, w - 1)
     src_y = np.clip(np.rint(field.map_y[ys, xs]).astype(np.intp), 0, h - 1)
-    bx0, by0 = max(0, min(x0, int(src_x.min())) - 1), max(0, min(y0, int(src_y.min())) - 1)
-    bx1, by1 = min(w, max(x1, int(src_x.max()) + 1) + 1), min(h, max(y1, int(src_y.max()) + 1) + 1)
+    out_x, out_y = xs + x0, ys + y0
+    bx0 = max(0, min(int(out_x.min()), int(src_x.min())) - 1)
+    by0 = max(0, min(int(out_y.min()), int(src_y.min())) - 1)
+    bx1 = min(w, max(int(out_x.max()), int(src_x.max())) + 2)
+    by1 = min(h, max(int(out_y.max()), int(src_y.max())) + 2)
     lap_before = _laplacian(before[by0:by1, bx0:bx1])[src_y - by0, src_x - bx0]
-    lap_after = _laplacian(after[by0:by1, bx0:bx1])[ys + y0 - by0, xs + x0 - bx0]
+    lap_after = _laplacian(after[by0:by1, bx0:bx1])[out_y - by0, out_x - bx0]
     energy_before = float(np.mean(lap_before.astype(np.float64) ** 2))
     if not energy_before > 0:
         return float("nan")
     return float(np.mean(lap_after.astype(np.float64) ** 2)) / energy_before
 
 
-def _near_rotation(map_x: np.ndarray, map_y: np.ndarray, tolerance: float) -> np.ndarray:
-    """(h, w) bool: both singular values of the map's Jacobian (central differences) within 1 +- tolerance."""
-    a, b = np.gradient(map_x.astype(np.float64), axis=(1, 0))
-    c, d = np.gradient(map_y.astype(np.float64), axis=(1, 0))
+def _near_rotation(map_x: np.ndarray, map_y: np.ndarray, rect: tuple[int, int, int, int], tolerance: float) -> np.ndarray:
+    """(rect h, rect w) bool over ``rect`` (x, y, w, h) of the maps: both singular values of the
+    map's Jacobian (central differences, one pixel of context) within 1 +- tolerance."""
+    x, y, w, h = rect
+    lo_x, lo_y = max(0, x - 1), max(0, y - 1)
+    hi_x, hi_y = min(map_x.shape[1], x + w + 1), min(map_x.shape[0], y + h + 1)
+    inner = (slice(y - lo_y, y - lo_y + h), slice(x - lo_x, x - lo_x + w))
+    grads = []
+    for m in (map_x, map_y):
+        part = np.ascontiguousarray(m[lo_y:hi_y, lo_x:hi_x])
+        grads += [cv2.Sobel(part, cv2.CV_32F, d, 1 - d, ksize=1, scale=0.5, borderType=cv2.BORDER_REPLICATE)[inner]
+                  for d in (1, 0)]  # fmt: skip
+    a, b, c, d = grads  # d map_x / dx, d map_x / dy, d map_y / dx, d map_y / dy
     q = np.hypot((a + d) / 2, (c - b) / 2)
     r = np.hypot((a - d) / 2, (c + b) / 2)
     return (np.abs(q + r - 1) <= tolerance) & (np.abs(np.abs(q - r) - 1) <= tolerance)
