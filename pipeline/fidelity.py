@@ -1,0 +1,401 @@
+"""Per-pair QA: what each pair really shows, measured on every pair, gated by configuration.
+
+The manifest columns (a contract, see docs/fidelity.md for definitions and costs):
+
+=====================  ========  =========================================================
+column                 per       what it measures
+=====================  ========  =========================================================
+``align_err_px``       view      p99 misalignment of the view mapped back to the base frame
+``realized_ratio``     edit      re-detected (FaceMesh) / planned motion of the moving landmarks
+``collateral_ratio``   edit      largest held-landmark / largest target motion (field-carried)
+``fold_count``         edit      roi pixels where the applied field folds
+``min_jacobian``       edit      smallest Jacobian determinant of the applied field
+``max_jacobian``       edit      largest Jacobian determinant of the applied field
+``outside_change``     view      mean |after - before| outside the mask / JPEG noise there
+``detail_ratio``       edit      Laplacian energy after / before on moved, unstretched pixels
+``identity_sim``       edit      cosine of face embeddings of before and after
+=====================  ========  =========================================================
+
+"Per edit" values are measured once in the base frame and shared by the edit's views
+(the views are affine copies of one before/after); "per face" work (re-detecting and
+embedding ``before``) is done once by :meth:`FidelityModels.face_reference`. NaN means
+"not measurable" (e.g. no face re-detected) and fails no gate.
+
+Frames: the *base frame* is the photo frame the edit is pasted in; landmarks are
+(478, 2) float64 pixel (x, y) there; images RGB uint8; masks uint8 (> 0 inside).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from detectors.face_mesh import FaceMeshDetector
+from detectors.geometry import cut
+from detectors.identity import DlibEmbedder, OnnxEmbedder, identity_similarity
+from detectors.records import ModelId
+from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, motion_gain, track_points
+from pipeline.fidelity_pixels import codec_noise, detail_ratio, outside_change, roi_in_view
+from warps import catalog
+from warps.catalog import CATALOG, Translate
+from warps.field import WarpField
+
+#: The QA columns of the pairs manifest, in schema order.
+QA_COLUMNS: tuple[str, ...] = (
+    "align_err_px", "realized_ratio", "collateral_ratio", "fold_count", "min_jacobian", "max_jacobian",
+    "outside_change", "detail_ratio", "identity_sim",
+)  # fmt: skip
+#: Percentiles reported by :func:`qa_percentiles`.
+PERCENTILES: tuple[int, ...] = (1, 5, 25, 50, 75, 95, 99)
+#: Face landmark groups (FaceMesh indices) used for locality until the catalog exports its own.
+FACE_GROUPS: dict[str, tuple[int, ...]] = {
+    "face_oval": catalog.FACE_OVAL,
+    "right_eye": catalog.RIGHT_EYE,
+    "left_eye": catalog.LEFT_EYE,
+    "right_iris": catalog.RIGHT_IRIS + (catalog.RIGHT_IRIS_CENTRE,),
+    "left_iris": catalog.LEFT_IRIS + (catalog.LEFT_IRIS_CENTRE,),
+    "right_eyebrow": catalog.RIGHT_EYEBROW,
+    "left_eyebrow": catalog.LEFT_EYEBROW,
+    "nose": tuple(sorted(set(catalog.NOSE + catalog.RIGHT_NOSE_BRIDGE + catalog.LEFT_NOSE_BRIDGE
+                             + catalog.RIGHT_ALA + catalog.LEFT_ALA + catalog.NOSE_TIP))),
+    "lips": catalog.LIPS,
+}  # fmt: skip
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+#: Side of the square FaceMesh re-detection window, in face-landmark extents.
+MESH_WINDOW_SCALE = 1.6
+#: The window is resized so its long side is at most this (as the detector's face crops).
+MESH_CROP_LONG_SIDE = 512
+
+
+def moving_landmarks(op_names: Sequence[str]) -> np.ndarray:
+    """Sorted FaceMesh indices that the named face ops move (their anchors' moving set)."""
+    moving: set[int] = set()
+    for name in op_names:
+        spec = CATALOG[name]
+        if spec.reads != "face478":
+            raise ValueError(f"op {name} moves pose points, not face landmarks")
+        motion = spec.motion
+        points = motion.points if isinstance(motion, Translate) else sum(motion.groups, ())
+        moving.update(points)
+    return np.array(sorted(moving), np.intp)
+
+
+def allowed_groups(op_names: Sequence[str], groups: Mapping[str, Sequence[int]] = FACE_GROUPS) -> frozenset[str]:
+    """The groups holding any landmark the ops move: the groups these ops may move."""
+    moving = set(moving_landmarks(op_names).tolist())
+    return frozenset(name for name, idx in groups.items() if moving & set(idx))
+
+
+@dataclass(frozen=True, eq=False)
+class FaceReference:
+    """Per-face work shared by all edits of one face in one base frame.
+
+    ``landmarks`` (478, 2) as the edits were planned from; ``window`` (x0, y0, x1, y1) the
+    square re-detection window; ``mesh`` (478, 2) FaceMesh re-detected in ``before`` inside
+    that window, or None; ``embedding`` (D,) float32 of ``before``.
+    """
+
+    landmarks: np.ndarray
+    window: tuple[float, float, float, float]
+    mesh: np.ndarray | None
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class EditQA:
+    """Per-edit measurements (contract columns), two diagnostics and the codec noise.
+
+    ``collateral_ratio_detected``: the same ratio on FaceMesh re-detected landmarks;
+    ``realized_ratio_flow``: the moving landmarks tracked by dense optical flow instead
+    of FaceMesh (image evidence without a face-shape prior); ``codec_noise``: JPEG noise
+    of ``before`` around the edit (base frame), the divisor of every view's ``outside_change``.
+    """
+
+    realized_ratio: float
+    collateral_ratio: float
+    fold_count: int
+    min_jacobian: float
+    max_jacobian: float
+    detail_ratio: float
+    identity_sim: float
+    collateral_ratio_detected: float
+    realized_ratio_flow: float
+    codec_noise: float
+
+
+@dataclass(frozen=True)
+class ViewQA:
+    """Per-view measurements."""
+
+    align_err_px: float
+    outside_change: float
+
+
+class FidelityModels:
+    """FaceMesh (re-detection) and a face embedder, loaded once per worker.
+
+    ``load()`` pins OpenCV to one thread (determinism; one core per Ray worker). The
+    default embedder is :class:`DlibEmbedder`; pass an :class:`OnnxEmbedder` for an
+    ArcFace model file.
+    """
+
+    def __init__(self, embedder: DlibEmbedder | OnnxEmbedder | None = None) -> None:
+        self.mesh = FaceMeshDetector(refine_landmarks=True)
+        self.embedder = embedder or DlibEmbedder()
+        self._loaded = False
+
+    @property
+    def models(self) -> tuple[ModelId, ...]:
+        """Every model file used (FaceMesh, then the embedder), with sha256."""
+        return self.mesh.models + self.embedder.models
+
+    @property
+    def identity_model(self) -> dict[str, str]:
+        """``{"name", "sha256"}`` of the embedding model behind ``identity_sim``."""
+        last = self.embedder.models[-1]
+        return {"name": last.name, "sha256": last.sha256}
+
+    def load(self) -> None:
+        cv2.setNumThreads(1)
+        self.mesh.load()
+        self.embedder.load()
+        self._loaded = True
+
+    def close(self) -> None:
+        self.mesh.close()
+        self.embedder.close()
+        self._loaded = False
+
+    def __enter__(self) -> FidelityModels:
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def face_reference(self, before: np.ndarray, landmarks: np.ndarray) -> FaceReference:
+        """Re-detect and embed the face at ``landmarks`` (478, 2) in ``before`` (h, w, 3)."""
+        self._check_loaded()
+        landmarks = np.asarray(landmarks, np.float64)[:, :2]
+        window = face_window(landmarks)
+        return FaceReference(landmarks, window, self._redetect(before, window),
+                             self.embedder.embed(before, landmarks))  # fmt: skip
+
+    def measure_edit(
+        self,
+        reference: FaceReference,
+        before: np.ndarray,
+        after: np.ndarray,
+        field: WarpField,
+        region: np.ndarray,
+        op_names: Sequence[str],
+        *,
+        groups: Mapping[str, Sequence[int]] = FACE_GROUPS,
+        allowed: frozenset[str] | None = None,
+        jpeg_quality: int = 95,
+    ) -> EditQA:
+        """Per-edit QA of ``after = field.apply(before)`` with edit mask ``region`` (h, w)
+        (all base frame) for the face ops ``op_names``.
+
+        ``allowed``: the groups the ops may move (default :func:`allowed_groups`). Body ops
+        move no face landmark: they are left out of ``realized_ratio`` and
+        ``collateral_ratio`` (NaN when no face op remains).
+        """
+        self._check_loaded()
+        lms = reference.landmarks
+        face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
+        allowed = allowed_groups(face_ops, groups) if allowed is None else allowed
+        moving = moving_landmarks(face_ops)
+        summary = field_summary(field)
+        try:
+            carried = field.forward_points(lms)
+        except RuntimeError:  # the map folds: no carried landmarks
+            carried = None
+        nan = float("nan")
+        planned = None if carried is None else carried[moving] - lms[moving]
+        mesh_after = self._redetect(after, reference.window)
+        realized = nan
+        collateral_detected = nan
+        if planned is not None and reference.mesh is not None and mesh_after is not None:
+            realized = motion_gain(planned, mesh_after[moving] - reference.mesh[moving])
+        if reference.mesh is not None and mesh_after is not None:
+            collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
+        flow_realized = nan
+        if planned is not None and len(moving) and not field.is_identity:
+            tracked = track_points(before, after, lms[moving])
+            flow_realized = motion_gain(planned, tracked - lms[moving])
+        return EditQA(
+            realized_ratio=realized,
+            collateral_ratio=nan if carried is None else collateral_ratio(lms, carried, groups, allowed, target=moving),
+            fold_count=summary.fold_count,
+            min_jacobian=summary.min_jacobian,
+            max_jacobian=summary.max_jacobian,
+            detail_ratio=detail_ratio(before, after, field),
+            identity_sim=identity_similarity(reference.embedding, self.embedder.embed(after, lms)),
+            collateral_ratio_detected=collateral_detected,
+            realized_ratio_flow=flow_realized,
+            codec_noise=codec_noise(before, region, roi_in_view(field.roi, _IDENTITY), quality=jpeg_quality),
+        )
+
+    def _redetect(self, rgb: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray | None:
+        crop = cut(rgb, window, MESH_CROP_LONG_SIDE)
+        found = None if crop is None else self.mesh.detect(crop.pixels)
+        return None if found is None else crop.from_normalized(found.points)[:, :2]
+
+    def _check_loaded(self) -> None:
+        if not self._loaded:
+            raise RuntimeError("FidelityModels used before load()")
+
+
+def face_window(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """Square (x0, y0, x1, y1) of :data:`MESH_WINDOW_SCALE` times the landmarks' larger extent,
+    centred on their bounding box."""
+    (x0, y0), (x1, y1) = landmarks.min(axis=0), landmarks.max(axis=0)
+    half = 0.5 * MESH_WINDOW_SCALE * max(x1 - x0, y1 - y0)
+    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+
+
+def measure_view(
+    base_before: np.ndarray,
+    base_after: np.ndarray,
+    region: np.ndarray,
+    roi: tuple[int, int, int, int],
+    view_before: np.ndarray,
+    view_after: np.ndarray,
+    view_mask: np.ndarray,
+    matrix: np.ndarray,
+    *,
+    codec_noise: float | None = None,
+    jpeg_quality: int = 95,
+    flow: cv2.DISOpticalFlow | None = None,
+) -> ViewQA:
+    """Per-view QA. ``base_*`` (h, w, 3), ``region`` (h, w) the edit mask and ``roi`` the
+    applied field's box, all base frame; ``view_*`` the pair as written (before the
+    encode); ``matrix`` (2, 3) the view's recorded base -> view transform.
+    ``codec_noise``: the edit's :attr:`EditQA.codec_noise` (default: measured on this
+    view, a JPEG round trip per view)."""
+    quad = roi_in_view(roi, matrix)
+    return ViewQA(
+        align_err_px=align_err_px(base_before, base_after, view_before, view_after, matrix, region, flow=flow),
+        outside_change=outside_change(view_before, view_after, view_mask, quad, quality=jpeg_quality,
+                                      noise=codec_noise),  # fmt: skip
+    )
+
+
+# --- Gates ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QaGates:
+    """Thresholds on the QA columns; ``None`` switches a gate off. A failing gate makes the
+    pair a reject row (reason = the gate's code) that still carries its measurements.
+
+    ``realized_ratio`` is gated only for edits whose largest |strength| is at least
+    ``realized_min_strength`` (smaller motions are within detector noise).
+    """
+
+    max_align_err_px: float | None = 0.5
+    max_fold_count: int | None = 0
+    min_jacobian: float | None = None
+    max_jacobian: float | None = None
+    max_collateral_ratio: float | None = 0.2
+    realized_ratio_range: tuple[float, float] | None = None
+    realized_min_strength: int = 50
+    max_outside_change: float | None = 1.5
+    min_detail_ratio: float | None = 0.9
+    min_identity_sim: float | None = 0.92
+
+    def __post_init__(self) -> None:
+        if self.realized_ratio_range is not None:
+            lo, hi = self.realized_ratio_range
+            if not lo < hi:
+                raise ValueError(f"realized_ratio_range needs low < high, got {self.realized_ratio_range}")
+            object.__setattr__(self, "realized_ratio_range", (float(lo), float(hi)))
+        if not 0 <= self.realized_min_strength <= 100:
+            raise ValueError(f"realized_min_strength must be in [0, 100], got {self.realized_min_strength}")
+
+
+#: Reason codes of the QA gates, in the order :func:`failing_gates` reports them.
+GATE_CODES: tuple[str, ...] = (
+    "qa_align_err", "qa_folds", "qa_min_jacobian", "qa_max_jacobian", "qa_collateral", "qa_realized",
+    "qa_outside_change", "qa_detail", "qa_identity",
+)  # fmt: skip
+
+
+def failing_gates(measures: Mapping[str, Any], gates: QaGates, *, max_abs_strength: int) -> list[str]:
+    """Reason codes (subset of :data:`GATE_CODES`, in its order) of the gates ``measures`` fail.
+
+    ``measures`` maps QA column names to values (missing, None or NaN: not measured, passes);
+    ``max_abs_strength`` is the largest |applied strength| of the edit's ops.
+    """
+
+    def value(column: str) -> float | None:
+        v = measures.get(column)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    def above(column: str, limit: float | None) -> bool:
+        v = value(column)
+        return limit is not None and v is not None and v > limit
+
+    def below(column: str, limit: float | None) -> bool:
+        v = value(column)
+        return limit is not None and v is not None and v < limit
+
+    realized = value("realized_ratio")
+    span = gates.realized_ratio_range
+    checks = {
+        "qa_align_err": above("align_err_px", gates.max_align_err_px),
+        "qa_folds": above("fold_count", gates.max_fold_count),
+        "qa_min_jacobian": below("min_jacobian", gates.min_jacobian),
+        "qa_max_jacobian": above("max_jacobian", gates.max_jacobian),
+        "qa_collateral": above("collateral_ratio", gates.max_collateral_ratio),
+        "qa_realized": span is not None and realized is not None and max_abs_strength >= gates.realized_min_strength
+        and not span[0] <= realized <= span[1],
+        "qa_outside_change": above("outside_change", gates.max_outside_change),
+        "qa_detail": below("detail_ratio", gates.min_detail_ratio),
+        "qa_identity": below("identity_sim", gates.min_identity_sim),
+    }
+    return [code for code in GATE_CODES if checks[code]]
+
+
+def qa_row(edit: EditQA, view: ViewQA) -> dict[str, float | int]:
+    """The contract columns of one pair, in :data:`QA_COLUMNS` order."""
+    values = {**asdict(edit), **asdict(view)}
+    return {column: values[column] for column in QA_COLUMNS}
+
+
+# --- Statistics ------------------------------------------------------------------------------
+def qa_percentiles(data: Any, columns: Sequence[str] = QA_COLUMNS) -> dict[str, dict[str, float | int | None]]:
+    """Percentiles (p1 ... p99), mean, ``count`` (finite values) and ``missing`` (null or NaN)
+    of each numeric QA column present in ``data`` (a pyarrow Table or a pandas DataFrame).
+
+    Percentiles use numpy's default (linear) interpolation; a column with no finite value
+    has None statistics.
+    """
+    present = [c for c in columns if c in _column_names(data)]
+    out: dict[str, dict[str, float | int | None]] = {}
+    for column in present:
+        values = _as_float_array(data, column)
+        finite = values[np.isfinite(values)]
+        stats: dict[str, float | int | None] = {"count": int(finite.size), "missing": int(values.size - finite.size)}
+        quantiles = np.percentile(finite, PERCENTILES) if finite.size else [None] * len(PERCENTILES)
+        stats.update({f"p{p}": None if q is None else float(q) for p, q in zip(PERCENTILES, quantiles)})
+        stats["mean"] = float(finite.mean()) if finite.size else None
+        out[column] = stats
+    return out
+
+
+def _column_names(data: Any) -> list[str]:
+    names = getattr(data, "column_names", None)
+    return list(names) if names is not None else [str(c) for c in data.columns]
+
+
+def _as_float_array(data: Any, column: str) -> np.ndarray:
+    """Column values as float64; nulls become NaN."""
+    col = data.column(column) if hasattr(data, "column_names") else data[column]
+    if hasattr(col, "to_numpy") and hasattr(col, "null_count"):  # pyarrow (Chunked)Array
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.asarray(col.astype("float64").to_numpy(na_value=np.nan))

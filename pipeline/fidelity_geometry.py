@@ -1,0 +1,218 @@
+"""Per-pair QA, geometry: the applied field's folds and stretch, how well a view maps back
+onto its base frame, and how landmark motion compares with the plan.
+
+Pure functions of arrays. Coordinates are pixel (x, y) float64 with pixel centres at
+integers; images RGB uint8 (H, W, 3); masks uint8 (H, W), > 0 inside. The *base frame* is
+the photo frame the edit was pasted in (``pipeline.synthesis``); a *view* is
+``cv2.warpAffine(base_image, M, size, BORDER_REFLECT_101)`` with ``M`` (2, 3) mapping base
+pixel coordinates to view pixel coordinates (``SpatialTransform.matrix``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+from warps.field import WarpField
+
+#: Pixels added around the edit region's box before the flow is estimated (context for DIS).
+ALIGN_PAD_PX = 16
+#: Percentile of the per-pixel misalignment reported as ``align_err_px``.
+ALIGN_PERCENTILE = 99.0
+#: The flow runs on 2 x 2 area means of the box (a quarter of the pixels); its vectors
+#: are scaled back to base pixels. Sub-pixel flow keeps the error of true views near 0.1 px.
+ALIGN_DOWNSAMPLE = 2
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    """Fold-overs and stretch of a backward map (``WarpField``) over its roi.
+
+    The Jacobian determinant is that of d(source)/d(output) by forward differences, the
+    convention of ``WarpField.min_jacobian``: 1 for the identity, < 1 where content is
+    magnified in the output, > 1 where it is compressed, <= 0 where the map folds.
+    ``fold_count`` counts the roi pixels whose determinant is <= 0.
+    """
+
+    fold_count: int
+    min_jacobian: float
+    max_jacobian: float
+
+
+def field_summary(field: WarpField) -> FieldSummary:
+    """:class:`FieldSummary` of ``field``; (0, 1.0, 1.0) for the identity."""
+    if field.is_identity or min(field.map_x.shape) < 2:
+        return FieldSummary(0, 1.0, 1.0)
+    det = jacobian_determinant(field.map_x, field.map_y)
+    return FieldSummary(int(np.count_nonzero(det <= 0)), float(det.min()), float(det.max()))
+
+
+def jacobian_determinant(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """(h - 1, w - 1) float64 determinant of the backward map (h, w) by forward differences."""
+    mx, my = map_x.astype(np.float64), map_y.astype(np.float64)
+    mxx, mxy = np.diff(mx, axis=1)[:-1], np.diff(mx, axis=0)[:, :-1]
+    myx, myy = np.diff(my, axis=1)[:-1], np.diff(my, axis=0)[:, :-1]
+    return mxx * myy - mxy * myx
+
+
+def align_err_px(
+    base_before: np.ndarray,
+    base_after: np.ndarray,
+    view_before: np.ndarray,
+    view_after: np.ndarray,
+    matrix: np.ndarray,
+    region: np.ndarray,
+    *,
+    flow: cv2.DISOpticalFlow | None = None,
+) -> float:
+    """p99 misalignment (px, base frame) of one view against its base frame, over the edit region.
+
+    ``base_*`` (h, w, 3) and ``view_*`` (vh, vw, 3) uint8; ``matrix`` (2, 3) maps base to view
+    pixel coordinates (the one recorded for the view); ``region`` (h, w) uint8 is the edit
+    mask in the base frame. Both view images are mapped back through the inverse of
+    ``matrix`` (bilinear, on the region's box grown by :data:`ALIGN_PAD_PX`), and DIS
+    optical flow (grey, sub-pixel) measures how far each lies from its base image. Per
+    pixel the larger of the two flow lengths counts, so a view whose ``after`` (or
+    ``before``) was shifted, or whose recorded matrix is not the one applied, shows the
+    error. The flow runs at 1 / :data:`ALIGN_DOWNSAMPLE` resolution (area means of both
+    images alike) and is scaled back to base pixels. Only region pixels whose view
+    position lies inside the view are scored.
+    NaN when no such pixel exists. ``flow``: a reusable DIS instance (default: a new
+    ``PRESET_ULTRAFAST`` one).
+    """
+    matrix = np.asarray(matrix, np.float64).reshape(2, 3)
+    box = _padded_box(region, ALIGN_PAD_PX)
+    if box is None:
+        return float("nan")
+    x0, y0, x1, y1 = _even_box(box, region.shape, ALIGN_DOWNSAMPLE)
+    inside = region[y0:y1, x0:x1] > 0
+    vh, vw = view_after.shape[:2]
+    corners = np.array([[x0, y0], [x1 - 1, y0], [x0, y1 - 1], [x1 - 1, y1 - 1]], np.float64) @ matrix[:, :2].T
+    corners += matrix[:, 2]
+    if not ((corners >= 0).all() and (corners[:, 0] <= vw - 1).all() and (corners[:, 1] <= vh - 1).all()):
+        gy, gx = np.mgrid[y0:y1, x0:x1]  # the box leaves the view: score only what it shows
+        vx = matrix[0, 0] * gx + matrix[0, 1] * gy + matrix[0, 2]
+        vy = matrix[1, 0] * gx + matrix[1, 1] * gy + matrix[1, 2]
+        inside &= (vx >= 0) & (vx <= vw - 1) & (vy >= 0) & (vy <= vh - 1)
+    small = ((x1 - x0) // ALIGN_DOWNSAMPLE, (y1 - y0) // ALIGN_DOWNSAMPLE)
+    inside = cv2.resize(inside.astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
+    if not inside.any():
+        return float("nan")
+    local = matrix.copy()
+    local[:, 2] += matrix[:, :2] @ (x0, y0)  # box-local base coords -> view coords
+    dis = flow or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    worst = np.zeros(int(np.count_nonzero(inside)), np.float32)
+    for base, view in ((base_before, view_before), (base_after, view_after)):
+        back = cv2.warpAffine(view, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+        uv = dis.calc(_grey_small(base[y0:y1, x0:x1], small), _grey_small(back, small), None)[inside]
+        np.maximum(worst, uv[:, 0] * uv[:, 0] + uv[:, 1] * uv[:, 1], out=worst)
+    return ALIGN_DOWNSAMPLE * float(np.sqrt(np.percentile(worst, ALIGN_PERCENTILE)))
+
+
+def motion_gain(planned: np.ndarray, realized: np.ndarray, *, min_planned_px: float = 1.0) -> float:
+    """Least-squares gain g of ``realized ~ g * planned`` over (N, 2) motion vectors.
+
+    g = sum(planned . realized) / sum(|planned|^2): 1 when the measured motion equals the
+    plan, 0.5 when it is half as large, negative when it goes the other way. NaN when no
+    planned motion reaches ``min_planned_px`` (too small to measure).
+    """
+    planned = np.asarray(planned, np.float64).reshape(-1, 2)
+    realized = np.asarray(realized, np.float64).reshape(-1, 2)
+    if planned.shape != realized.shape:
+        raise ValueError(f"planned {planned.shape} and realized {realized.shape} differ")
+    if len(planned) == 0 or np.hypot(planned[:, 0], planned[:, 1]).max() < min_planned_px:
+        return float("nan")
+    return float((planned * realized).sum() / (planned * planned).sum())
+
+
+def collateral_ratio(
+    before: np.ndarray,
+    after: np.ndarray,
+    groups: Mapping[str, tuple[int, ...] | np.ndarray],
+    allowed: set[str] | frozenset[str],
+    *,
+    target: tuple[int, ...] | np.ndarray = (),
+) -> float:
+    """Largest motion of a held landmark / largest motion of a target landmark.
+
+    ``before``/``after`` (N, 2) are the same landmarks in one frame; ``groups`` maps a
+    group name to landmark indices; ``allowed`` names the groups the op may move.
+    Target landmarks: the ``allowed`` groups plus the explicit ``target`` indices (the
+    op's moving anchors); held landmarks: every other grouped landmark not in the target.
+    NaN when nothing is held or no target landmark moves.
+    """
+    unknown = set(allowed) - set(groups)
+    if unknown:
+        raise ValueError(f"allowed groups {sorted(unknown)} are not in groups {sorted(groups)}")
+    motion = np.hypot(*(np.asarray(after, np.float64) - np.asarray(before, np.float64)).T)
+    target_idx = set(int(i) for i in target)
+    for name in allowed:
+        target_idx.update(int(i) for i in groups[name])
+    held_idx = {int(i) for name, idx in groups.items() if name not in allowed for i in idx} - target_idx
+    if not held_idx or not target_idx:
+        return float("nan")
+    largest = float(motion[sorted(target_idx)].max())
+    if not largest > 0:
+        return float("nan")
+    return float(motion[sorted(held_idx)].max()) / largest
+
+
+#: Context (px) around the tracked points for :func:`track_points`.
+TRACK_PAD_PX = 32
+
+
+def track_points(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where content at ``points`` (N, 2) of ``before`` (h, w, 3) appears in ``after``, by DIS flow.
+
+    Image evidence only (no field): dense flow (DIS ``PRESET_MEDIUM``, grey) from ``before``
+    to ``after`` on the points' bounding box grown by :data:`TRACK_PAD_PX`, sampled
+    bilinearly at the points. (N, 2) float64 in the same frame.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    h, w = before.shape[:2]
+    lo = np.floor(pts.min(axis=0)).astype(int) - TRACK_PAD_PX
+    hi = np.ceil(pts.max(axis=0)).astype(int) + TRACK_PAD_PX + 1
+    x0, y0, x1, y1 = max(0, lo[0]), max(0, lo[1]), min(w, hi[0]), min(h, hi[1])
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    uv = dis.calc(_grey(before[y0:y1, x0:x1]), _grey(after[y0:y1, x0:x1]), None)
+    local = (pts - (x0, y0)).astype(np.float32)
+    moved = np.stack([
+        cv2.remap(uv[..., k], local[:, :1], local[:, 1:], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[:, 0]
+        for k in (0, 1)
+    ], axis=1)  # fmt: skip
+    return pts + moved
+
+
+def _padded_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
+    """Bounding box (ends exclusive) of the mask's non-zero pixels grown by ``pad``, clipped."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, np.uint8))
+    if w == 0:
+        return None
+    rows, cols = mask.shape
+    return (max(0, x - pad), max(0, y - pad), min(cols, x + w + pad), min(rows, y + h + pad))
+
+
+def _even_box(box: tuple[int, int, int, int], shape: tuple[int, ...], k: int) -> tuple[int, int, int, int]:
+    """``box`` with sides shrunk or grown (inside the image) to multiples of ``k``."""
+    x0, y0, x1, y1 = box
+    h, w = shape[:2]
+    extra_x, extra_y = (-(x1 - x0)) % k, (-(y1 - y0)) % k
+    x1, y1 = x1 + extra_x, y1 + extra_y
+    x0, y0 = x0 - max(0, x1 - w), y0 - max(0, y1 - h)
+    x1, y1 = min(x1, w), min(y1, h)
+    if x0 < 0 or y0 < 0:  # the image itself is smaller than the grown box: trim instead
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = x0 + (x1 - x0) // k * k, y0 + (y1 - y0) // k * k
+    return x0, y0, x1, y1
+
+
+def _grey_small(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(_grey(rgb), size, interpolation=cv2.INTER_AREA)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))

@@ -1,0 +1,269 @@
+"""Per-pair QA on real photos: each measurement flags the fault it is meant to catch.
+
+Edits and views are made by the build's own functions (pipeline.synthesis); faults are
+injected into the pair afterwards (a shifted view, a wrong matrix, a weaker edit than
+planned, motion in a held feature, blur, change outside the mask), so no measurement is
+checked against the code that produced it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pipeline.alignment import align_face
+from pipeline.config import MirrorsetConfig
+from pipeline.fidelity import (
+    FACE_GROUPS,
+    GATE_CODES,
+    QA_COLUMNS,
+    EditQA,
+    FidelityModels,
+    QaGates,
+    allowed_groups,
+    failing_gates,
+    measure_view,
+    moving_landmarks,
+    qa_percentiles,
+    qa_row,
+)
+from pipeline.fidelity_geometry import FieldSummary, align_err_px, collateral_ratio, field_summary, motion_gain
+from pipeline.fidelity_pixels import block_aligned, detail_ratio, jpeg_round_trip, outside_change, roi_in_view
+from pipeline.synthesis import Edit, base_frame, make_edit, sample_views
+from warps.augment import SpatialTransform, apply_image, apply_mask
+from warps.chain import OpCall
+from warps.field import WarpField
+from warps.landmarks import Landmarks
+
+CONFIG = MirrorsetConfig()
+
+
+class Scene:
+    """One face of a real photo in the build's frames: base image, base landmarks, crop alignment."""
+
+    def __init__(self, photo: np.ndarray, face: np.ndarray) -> None:
+        self.base = base_frame(photo, CONFIG.simulated.base_long_side)
+        self.landmarks = self.base.from_photo(face)
+        self.alignment = align_face(self.landmarks, CONFIG.simulated.crop_size)
+        self.crop_landmarks = Landmarks(face=self.alignment.to_crop(self.landmarks))
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.base.image
+
+    def edit(self, *calls: OpCall) -> Edit:
+        return make_edit(self.image, self.alignment, self.crop_landmarks, list(calls), CONFIG)
+
+    def views(self, edit: Edit, count: int) -> list[SpatialTransform]:
+        size = (self.image.shape[1], self.image.shape[0])
+        return sample_views(edit, size, CONFIG, [1000 + i for i in range(count)])
+
+
+@pytest.fixture(scope="module")
+def scene(astronaut: tuple[np.ndarray, Landmarks]) -> Scene:
+    photo, landmarks = astronaut
+    return Scene(photo, landmarks.face)
+
+
+@pytest.fixture(scope="module")
+def mouth_up(scene: Scene) -> Edit:
+    return scene.edit(OpCall("mouth_vertical", 100))
+
+
+@pytest.fixture(scope="module")
+def models() -> FidelityModels:
+    with FidelityModels() as loaded:
+        yield loaded
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    matrix = np.float64([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _remapped(image: np.ndarray, field: WarpField, interpolation: int) -> np.ndarray:
+    out = image.copy()
+    x0, y0, x1, y1 = field.roi
+    out[y0:y1, x0:x1] = cv2.remap(image, field.map_x, field.map_y, interpolation, borderMode=cv2.BORDER_REFLECT_101)
+    return out
+
+
+# --- align_err_px ----------------------------------------------------------------------------
+def test_align_err_is_small_for_true_views_and_flags_a_shift_or_a_wrong_matrix(scene: Scene, mouth_up: Edit) -> None:
+    def err(t: SpatialTransform, view_before: np.ndarray, view_after: np.ndarray, matrix: np.ndarray) -> float:
+        return align_err_px(scene.image, mouth_up.after, view_before, view_after, matrix, mouth_up.mask)
+
+    for t in scene.views(mouth_up, 4):
+        before, after = apply_image(t, scene.image), apply_image(t, mouth_up.after)
+        assert err(t, before, after, t.matrix) < 0.25
+        assert 0.8 < err(t, before, _shifted(after, 1.0, 0.0), t.matrix) < 1.5  # after 1 px off
+        assert 0.8 < err(t, _shifted(before, 0.0, -1.0), after, t.matrix) < 1.5  # before 1 px off
+        wrong = t.matrix.copy()
+        wrong[:, 2] += (0.7, 0.7)  # the record's matrix is not the applied one (1 px)
+        assert 0.8 < err(t, before, after, wrong) < 1.5
+
+
+# --- field summary ---------------------------------------------------------------------------
+def test_field_summary_counts_folds_and_reports_the_stretch(mouth_up: Edit) -> None:
+    field = mouth_up.field
+    plain = field_summary(field)
+    assert plain.fold_count == 0
+    assert plain.min_jacobian == pytest.approx(field.min_jacobian())
+    assert 0.2 < plain.min_jacobian < 0.95 and 1.05 < plain.max_jacobian < 5
+    dx, dy = field.displacement()
+    folded = field_summary(WarpField.from_displacement(field.shape, field.roi, 6 * dx, 6 * dy))
+    assert folded.fold_count > 100 and folded.min_jacobian < 0 < folded.max_jacobian
+    assert field_summary(WarpField.identity(field.shape)) == FieldSummary(0, 1.0, 1.0)
+
+
+# --- detail_ratio ----------------------------------------------------------------------------
+def test_detail_ratio_separates_sharp_from_bilinear_from_blurred(scene: Scene) -> None:
+    field = scene.edit(OpCall("eye_distance", 100)).field
+    lanczos = _remapped(scene.image, field, cv2.INTER_LANCZOS4)
+    bilinear = _remapped(scene.image, field, cv2.INTER_LINEAR)
+    blurred = lanczos.copy()
+    x0, y0, x1, y1 = field.roi
+    blurred[y0:y1, x0:x1] = cv2.GaussianBlur(lanczos[y0:y1, x0:x1], (0, 0), 1.0)
+    sharp, soft, blur = (detail_ratio(scene.image, img, field) for img in (lanczos, bilinear, blurred))
+    assert 0.9 < sharp < 1.15
+    assert soft < sharp - 0.1
+    assert blur < 0.5
+    assert math.isnan(detail_ratio(scene.image, scene.image, WarpField.identity(field.shape)))
+
+
+# --- outside_change --------------------------------------------------------------------------
+def test_jpeg_crop_on_the_block_grid_decodes_exactly_like_the_whole_image(scene: Scene, mouth_up: Edit) -> None:
+    view = apply_image(scene.views(mouth_up, 1)[0], scene.image)
+    h, w = view.shape[:2]
+    whole = jpeg_round_trip(view)
+    x0, y0, x1, y1 = block_aligned((37, 51, w - 5, h - 3), (w, h))
+    assert (x0, y0, x1, y1) == (32, 48, w, h)
+    np.testing.assert_array_equal(jpeg_round_trip(np.ascontiguousarray(view[y0:y1, x0:x1])), whole[y0:y1, x0:x1])
+    inner = block_aligned((100, 100, 200, 203), (w, h))
+    ix0, iy0, ix1, iy1 = inner
+    np.testing.assert_array_equal(jpeg_round_trip(np.ascontiguousarray(view[iy0:iy1, ix0:ix1])), whole[iy0:iy1, ix0:ix1])
+    off = np.ascontiguousarray(view[iy0 + 3 : iy1, ix0 + 3 : ix1])  # off the grid: not the same pixels
+    assert not np.array_equal(jpeg_round_trip(off), whole[iy0 + 3 : iy1, ix0 + 3 : ix1])
+
+
+def test_outside_change_rises_when_the_mask_misses_change(scene: Scene, mouth_up: Edit) -> None:
+    t = scene.views(mouth_up, 1)[0]
+    before, after = apply_image(t, scene.image), apply_image(t, mouth_up.after)
+    mask = apply_mask(t, mouth_up.mask, binary=True)
+    quad = roi_in_view(mouth_up.field.roi, t.matrix)
+    honest = outside_change(before, after, mask, quad)
+    assert 0 < honest < 1.5
+    shrunk = cv2.erode(mask, np.ones((15, 15), np.uint8))  # a mask that misses the rim of the change
+    assert outside_change(before, after, shrunk, quad) > honest + 0.5
+    tinted = after.astype(np.int16)
+    tinted[mask == 0] += 3  # change outside the mask, 3 grey levels
+    assert outside_change(before, np.clip(tinted, 0, 255).astype(np.uint8), mask, quad) > honest + 1.5
+    assert math.isnan(outside_change(before, after, np.full_like(mask, 255), quad))
+
+
+# --- motion measures -------------------------------------------------------------------------
+def test_motion_gain_and_collateral_ratio_follow_their_definitions(scene: Scene) -> None:
+    lms = scene.landmarks
+    planned = np.zeros_like(lms)
+    planned[list(FACE_GROUPS["lips"])] = (0.0, -8.0)
+    assert motion_gain(planned, 0.5 * planned) == pytest.approx(0.5)
+    assert motion_gain(planned, -planned) == pytest.approx(-1.0)
+    assert math.isnan(motion_gain(0.1 * planned, 0.1 * planned))  # below 1 px: not measurable
+    moved = lms + planned
+    moved[list(FACE_GROUPS["nose"])] += (0.0, -2.0)
+    assert collateral_ratio(lms, moved, FACE_GROUPS, {"lips"}) == pytest.approx(0.25)
+    assert collateral_ratio(lms, moved, FACE_GROUPS, {"lips", "nose"}) == 0.0
+    with pytest.raises(ValueError, match="not in groups"):
+        collateral_ratio(lms, moved, FACE_GROUPS, {"mouth"})
+
+
+def test_allowed_groups_come_from_the_ops_moving_landmarks() -> None:
+    assert allowed_groups(["mouth_vertical"]) == {"lips"}
+    assert allowed_groups(["eye_size"]) == {"left_eye", "right_eye", "left_iris", "right_iris"}
+    assert allowed_groups(["nasal_alae", "mouth_width"]) == {"nose", "lips"}
+    assert set(moving_landmarks(["nose_length"]).tolist()) <= set(FACE_GROUPS["nose"])
+    with pytest.raises(ValueError, match="pose"):
+        moving_landmarks(["waist_slimming"])
+
+
+def test_realized_ratio_drops_when_the_edit_is_weaker_than_planned(models, scene: Scene, mouth_up: Edit) -> None:
+    reference = models.face_reference(scene.image, scene.landmarks)
+    honest = models.measure_edit(reference, scene.image, mouth_up.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])
+    weak = scene.edit(OpCall("mouth_vertical", 50))  # what was applied...
+    secret = models.measure_edit(reference, scene.image, weak.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])  # ...vs planned
+    assert 0.85 < honest.realized_ratio < 1.15 and 0.85 < honest.realized_ratio_flow < 1.15
+    assert 0.3 < secret.realized_ratio < 0.7 and 0.3 < secret.realized_ratio_flow < 0.7
+    assert honest.fold_count == 0 and 0.9 < honest.identity_sim <= 1.0
+    assert all(np.isfinite(v) for v in qa_row(honest, measure_view(
+        scene.image, mouth_up.after, mouth_up.mask, mouth_up.field.roi, scene.image, mouth_up.after,
+        mouth_up.mask, np.float64([[1, 0, 0], [0, 1, 0]]))).values())  # fmt: skip
+
+
+def test_collateral_catches_motion_injected_into_a_held_group(models, scene: Scene) -> None:
+    reference = models.face_reference(scene.image, scene.landmarks)
+    eyes = scene.edit(OpCall("eye_size", 100))
+    nose = scene.edit(OpCall("nose_length", 100))
+    plain = models.measure_edit(reference, scene.image, eyes.after, eyes.field, eyes.mask, ["eye_size"])
+    # The nose is moved too, but the pair still claims only eye_size.
+    both = eyes.field.then(nose.field)
+    injected = models.measure_edit(reference, scene.image, both.apply(scene.image), both, eyes.mask, ["eye_size"])
+    assert injected.collateral_ratio > plain.collateral_ratio + 0.5
+    assert injected.collateral_ratio_detected > plain.collateral_ratio_detected + 0.3
+    body = models.measure_edit(reference, scene.image, eyes.after, eyes.field, eyes.mask, ["waist_slimming"])
+    assert math.isnan(body.realized_ratio) and math.isnan(body.collateral_ratio)  # no face op: not measured
+    assert body.identity_sim == pytest.approx(plain.identity_sim) and body.detail_ratio == plain.detail_ratio
+
+
+# --- gates and statistics -------------------------------------------------------------------
+def test_each_gate_fails_on_its_own_column_and_unmeasured_values_pass() -> None:
+    good = {"align_err_px": 0.1, "realized_ratio": 1.0, "collateral_ratio": 0.05, "fold_count": 0,
+            "min_jacobian": 0.6, "max_jacobian": 1.5, "outside_change": 0.8, "detail_ratio": 0.97,
+            "identity_sim": 0.97}  # fmt: skip
+    gates = QaGates(min_jacobian=0.3, max_jacobian=3.0, realized_ratio_range=(0.8, 1.2))
+    assert failing_gates(good, gates, max_abs_strength=100) == []
+    bad = {"align_err_px": 0.7, "fold_count": 2, "min_jacobian": 0.1, "max_jacobian": 4.0, "collateral_ratio": 0.5,
+           "realized_ratio": 0.4, "outside_change": 2.0, "detail_ratio": 0.7, "identity_sim": 0.85}  # fmt: skip
+    for column, value in bad.items():
+        codes = failing_gates({**good, column: value}, gates, max_abs_strength=100)
+        assert len(codes) == 1 and codes[0] in GATE_CODES, (column, codes)
+    assert failing_gates({**good, **bad}, gates, max_abs_strength=100) == list(GATE_CODES)
+    assert failing_gates({**good, "realized_ratio": 0.4}, gates, max_abs_strength=30) == []
+    assert failing_gates({**good, "identity_sim": float("nan"), "detail_ratio": None}, gates, max_abs_strength=100) == []
+    with pytest.raises(ValueError):
+        QaGates(realized_ratio_range=(1.2, 0.8))
+
+
+def test_qa_percentiles_from_arrow_and_pandas_agree_and_count_missing() -> None:
+    values = [float(v) for v in range(1, 101)]
+    table = pa.table({
+        "align_err_px": values + [None],
+        "fold_count": pa.array([0] * 100 + [None], pa.int32()),
+        "detail_ratio": values[:50] + [float("nan")] * 51,
+        "pair_id": [str(i) for i in range(101)],
+    })  # fmt: skip
+    stats = qa_percentiles(table)
+    assert set(stats) == {"align_err_px", "fold_count", "detail_ratio"}
+    a = stats["align_err_px"]
+    assert (a["count"], a["missing"], a["p1"], a["p50"], a["p99"], a["mean"]) == (100, 1, 1.99, 50.5, 99.01, 50.5)
+    assert stats["fold_count"]["p99"] == 0.0 and stats["fold_count"]["missing"] == 1
+    assert stats["detail_ratio"]["count"] == 50 and stats["detail_ratio"]["p50"] == 25.5
+    assert qa_percentiles(table.to_pandas()) == stats
+    empty = qa_percentiles(pa.table({"identity_sim": pa.array([None], pa.float64())}))
+    assert empty["identity_sim"]["p50"] is None and empty["identity_sim"]["missing"] == 1
+    assert set(QA_COLUMNS) >= set(stats)
+
+
+def test_qa_row_has_exactly_the_contract_columns(scene: Scene, mouth_up: Edit) -> None:
+    t = scene.views(mouth_up, 1)[0]
+    view = measure_view(scene.image, mouth_up.after, mouth_up.mask, mouth_up.field.roi, apply_image(t, scene.image),
+                        apply_image(t, mouth_up.after), apply_mask(t, mouth_up.mask, binary=True), t.matrix)  # fmt: skip
+    edit = EditQA(1.0, 0.1, 0, 0.5, 1.5, 0.95, 0.97, 0.2, 0.9, 1.0)
+    row = qa_row(edit, view)
+    assert tuple(row) == QA_COLUMNS
+    assert row["align_err_px"] < 0.25 and 0 < row["outside_change"] < 1.5 and row["identity_sim"] == 0.97
+    assert pd.DataFrame([row]).dtypes["fold_count"] == np.int64
