@@ -27,6 +27,7 @@ import yaml
 
 from detectors.config import DetectorConfig, GateConfig
 from pipeline.configtools import ConfigError, from_dict, to_dict
+from pipeline.fidelity import QaGates
 from pipeline.imageio import DecodeLimits
 from warps.augment import ProfessionalAugmentSpec, SimulatedAugmentSpec
 from warps.chain import StrengthSpec, WarpSettings
@@ -228,6 +229,20 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class QaConfig:
+    """Per-pair measurements (docs/fidelity.md) and the gates that turn bad pairs into rejects.
+
+    ``enabled``: measure every pair (the QA columns stay null when off). ``identity_model``:
+    an ArcFace-style ONNX file (tracked under models/) for ``identity_sim``; null = dlib's
+    128-d embedding from ``face-recognition-models``. ``gates``: thresholds (null = off).
+    """
+
+    enabled: bool = True
+    identity_model: str | None = None
+    gates: QaGates = field(default_factory=QaGates)
+
+
+@dataclass(frozen=True)
 class SplitConfig:
     """Train / val / test split by source photo: each photo goes to one split, drawn from
     its id and the seed, with these fractions (train gets the rest)."""
@@ -296,6 +311,7 @@ class MirrorsetConfig:
     professional: ProfessionalConfig = field(default_factory=ProfessionalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
+    qa: QaConfig = field(default_factory=QaConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def __post_init__(self) -> None:
@@ -319,7 +335,7 @@ class MirrorsetConfig:
     def groups(self) -> dict[str, Any]:
         """The recorded config groups (module docstring), as plain data."""
         data = to_dict(self)
-        common = {key: data[key] for key in ("seed", "output", "splits")}
+        common = {key: data[key] for key in ("seed", "output", "splits", "qa")}
         return {
             "ingest": {"limit": data["limit"], "ingest": data["ingest"]},
             "detect": {"detector": data["detector"], "gates": data["gates"]},

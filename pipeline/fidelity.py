@@ -197,13 +197,15 @@ class FidelityModels:
         groups: Mapping[str, Sequence[int]] = FACE_GROUPS,
         allowed: frozenset[str] | None = None,
         jpeg_quality: int = 95,
+        diagnostics: bool = True,
     ) -> EditQA:
         """Per-edit QA of ``after = field.apply(before)`` with edit mask ``region`` (h, w)
         (all base frame) for the face ops ``op_names``.
 
         ``allowed``: the groups the ops may move (default :func:`allowed_groups`). Body ops
         move no face landmark: they are left out of ``realized_ratio`` and
-        ``collateral_ratio`` (NaN when no face op remains).
+        ``collateral_ratio`` (NaN when no face op remains). ``diagnostics=False`` skips the
+        flow-tracked ``realized_ratio_flow`` (NaN), which the build does not store.
         """
         self._check_loaded()
         lms = reference.landmarks
@@ -225,7 +227,7 @@ class FidelityModels:
         if reference.mesh is not None and mesh_after is not None:
             collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
         flow_realized = nan
-        if planned is not None and len(moving) and not field.is_identity:
+        if diagnostics and planned is not None and len(moving) and not field.is_identity:
             tracked = track_points(before, after, lms[moving])
             flow_realized = motion_gain(planned, tracked - lms[moving])
         return EditQA(

@@ -51,6 +51,7 @@ class PairContext:
     jpeg_quality: int
     detector_models: tuple[dict[str, str], ...]
     versions: dict[str, str]
+    identity_model: dict[str, str] | None = None
 
     @property
     def group_id(self) -> str:
@@ -95,32 +96,52 @@ def recipe_id(edit: Edit) -> str:
     return hashlib.blake2b(json.dumps(chain).encode(), digest_size=8).hexdigest()
 
 
-def render_view(
-    edit: Edit,
-    transform: SpatialTransform,
-    view: int,
-    view_seed: int,
-    context: PairContext,
-    measures: dict[str, Any],
-) -> RenderedPair:
-    """Encode view ``view`` of ``edit``; ``measures`` are its QA columns (QA_FIELDS names) plus
-    ``max_disp_base_px``, the edit's largest displacement in the base frame."""
+@dataclass(frozen=True, eq=False)
+class ViewPixels:
+    """One view of an edit before encoding: ``before``/``after`` (h, w, 3), ``mask`` and
+    ``opmask`` (h, w) uint8, all warped by ``transform``."""
+
+    transform: SpatialTransform
+    before: np.ndarray
+    after: np.ndarray
+    mask: np.ndarray
+    opmask: np.ndarray
+
+
+def warp_view(edit: Edit, transform: SpatialTransform) -> ViewPixels:
+    """Apply ``transform`` to the edit's before, after and masks alike."""
     before = apply_image(transform, edit.before)
     after = apply_image(transform, edit.after)
     mask = view_mask(transform, edit.region, edit.field.roi, before, after)
     opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+    return ViewPixels(transform, before, after, mask, opmask)
+
+
+def render_view(
+    edit: Edit,
+    pixels: ViewPixels,
+    view: int,
+    view_seed: int,
+    context: PairContext,
+    measures: dict[str, Any],
+) -> RenderedPair:
+    """Encode view ``view`` of ``edit`` (its ``pixels``); ``measures`` are its QA columns
+    (QA_FIELDS names; None or NaN: not measured) plus ``max_disp_base_px``, the edit's largest
+    displacement in the base frame."""
+    transform = pixels.transform
+    mask, opmask = pixels.mask, pixels.opmask
     ys, xs = np.nonzero(mask)
     bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else [0, 0, 0, 0]
     key = pair_key(context.subset, context.source_id, context.person_index, context.edit_index, view)
     ext = image_ext(context.image_format)
     face_iod = None if edit.face is None else inter_ocular(transform_points(transform.matrix, edit.face))
     max_disp = measures["max_disp_base_px"] * transform.scale
-    qa = {f.name: measures.get(f.name) for f in QA_FIELDS}
+    qa = {f.name: _finite(measures.get(f.name)) for f in QA_FIELDS}
     record = _parameter_record(edit, transform, key, view, view_seed, bbox, len(xs), face_iod, max_disp, qa, context)
     members = {
-        f"after.{ext}": _encode(after, context),
-        f"before.{ext}": _encode(before, context),
+        f"after.{ext}": _encode(pixels.after, context),
+        f"before.{ext}": _encode(pixels.before, context),
         "json": json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(),
         "mask.png": encode_png(mask),
         "opmask.png": encode_png(opmask),
@@ -195,6 +216,15 @@ def view_mask(
     return mask
 
 
+def _finite(value: Any) -> Any:
+    """None for a missing or NaN measurement (Parquet null, JSON null), else a plain number."""
+    if value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else float(value)
+    return int(value)
+
+
 def _encode(rgb: np.ndarray, context: PairContext) -> bytes:
     if context.image_format == "jpeg":
         return encode_jpeg(rgb, context.jpeg_quality)
@@ -235,7 +265,8 @@ def _parameter_record(
         "region": {"bbox": bbox, "area_px": area},
         "face_iod_px": None if face_iod is None else round(face_iod, 4),
         "max_disp_px": round(max_disp, 4),
-        "qa": {k: (None if v is None else (round(float(v), 6) if isinstance(v, float) else v)) for k, v in qa.items()},
+        "qa": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in qa.items()},
+        "identity_model": context.identity_model,
         "seeds": {"global": context.global_seed, "edit": context.edit_seed, "view": view_seed},
         "image_format": context.image_format,
         "jpeg_quality": context.jpeg_quality if context.image_format == "jpeg" else None,

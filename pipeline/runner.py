@@ -44,7 +44,8 @@ from pipeline.imageio import ImageRejected
 from pipeline.ingest import SourceChanged, read_source
 from pipeline.plan import Run, ShardTask
 from pipeline.recipes import Edit, EditRejected, Recipe, Target, recipe_for
-from pipeline.render import PairContext, max_displacement, render_view, sample_views
+from pipeline.qa import PairMeasurer, plain_measures
+from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view
 from pipeline.seeding import derive_seed, split_of
 from pipeline.stage import Resources
 from pipeline.timeouts import WorkTimeout, time_limit
@@ -105,6 +106,7 @@ class ShardStage:
         self.subset = subset
         self.resources = resources
         self._recipe: Recipe | None = None
+        self._measurer: PairMeasurer | None = None
         self._versions: dict[str, str] = {}
 
     def setup(self) -> None:
@@ -113,12 +115,17 @@ class ShardStage:
         cv2.setNumThreads(1)  # one core per worker; also keeps results independent of core count
         self._recipe = recipe_for(self.subset, self.config)
         self._versions = code_versions()
+        if self.config.qa.enabled:
+            self._measurer = PairMeasurer(self.config.qa, self.config.output.jpeg_quality)
+            self._measurer.load()
 
     def process_batch(self, items: list[ShardTask]) -> list[ShardSummary]:
         return [self.run_shard(task) for task in items]
 
     def teardown(self) -> None:
-        """Recipes hold no external resources."""
+        if self._measurer is not None:
+            self._measurer.close()
+            self._measurer = None
 
     def run_shard(self, task: ShardTask) -> ShardSummary:
         from manifests.schema import shard_name
@@ -132,7 +139,7 @@ class ShardStage:
             raise RuntimeError("ShardStage.run_shard called before setup()")
         start = time.perf_counter()
         self.store.delete(marker_path(task.subset, task.index))  # a marker never outlives a rewrite
-        writer = _ShardWriter(self.store, self.config, self._recipe, name, self._versions)
+        writer = _ShardWriter(self.store, self.config, self._recipe, name, self._versions, self._measurer)
         with self.store.writer(shard_tar_path(task.subset, task.index)) as stream, ShardTarWriter(stream) as tar:
             for run in task.runs:
                 writer.write_run(tar, run)
@@ -159,8 +166,10 @@ def _written(rel: str, stream: Any):
 class _ShardWriter:
     """Accumulates one shard's rows while its samples stream into the tar."""
 
-    def __init__(self, store: Store, config: Any, recipe: Recipe, shard: str, versions: dict[str, str]) -> None:
+    def __init__(self, store: Store, config: Any, recipe: Recipe, shard: str, versions: dict[str, str],
+                 measurer: PairMeasurer | None) -> None:  # fmt: skip
         self.store = store
+        self.measurer = measurer
         self.config = config
         self.recipe = recipe
         self.shard = shard
@@ -190,28 +199,36 @@ class _ShardWriter:
             jpeg_quality=self.config.output.jpeg_quality,
             detector_models=tuple({"name": m.name, "sha256": m.sha256} for m in detections.models),
             versions=self.versions,
+            identity_model=None if self.measurer is None else self.measurer.identity_model,
         )  # fmt: skip
         for edit_index in range(run.edit_start, run.edit_stop):
             made = self._make_edit(run, photo, detections, target, edit_index)
             if made is None:
                 continue
-            edit, views, view_seeds, attempt, edit_seed = made
+            edit, views, view_seeds, attempt, edit_seed, measures = made
             context = PairContext(**context_base, edit_index=edit_index, attempt=attempt, edit_seed=edit_seed)
-            jacobian = edit.field.min_jacobian()
-            measures = {"fold_count": int(jacobian <= 0), "min_jacobian": jacobian, "max_disp_base_px": max_displacement(edit)}
             for view, (transform, view_seed) in enumerate(zip(views, view_seeds)):
                 shown = measures["max_disp_base_px"] * transform.scale
                 if shown < self.recipe.min_disp_px:
                     self._reject(run, edit_index, view, attempt, "edit_too_small",
                                  f"largest displacement {shown:.2f} px in the view < min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
                     continue
-                pair = render_view(edit, transform, view, view_seed, context, measures)
+                pixels = warp_view(edit, transform)
+                view_measures = measures
+                if self.measurer is not None:
+                    view_measures, failed = self.measurer.view(edit, pixels, measures)
+                    if failed:
+                        self._reject(run, edit_index, view, attempt, failed[0], "failed QA gate(s) " + ", ".join(failed),
+                                     plain_measures(view_measures))  # fmt: skip
+                        continue
+                pair = render_view(edit, pixels, view, view_seed, context, view_measures)
                 _check_row_digests(pair.row, tar.write(pair.sample))
                 self.rows.append(pair.row)
                 self.op_rows.extend(pair.op_rows)
 
     def _make_edit(self, run: Run, photo: np.ndarray, detections: PortraitDetections, target: Target, edit_index: int):
-        """(edit, views, view seeds, attempt, edit seed) of the first attempt that succeeds, or None."""
+        """(edit, views, view seeds, attempt, edit seed, per-edit measures) of the first attempt
+        that succeeds (made, QA-gated, views drawn), or None."""
         subset = self.recipe.subset
         views = target.views_of(edit_index)
         for attempt in range(self.recipe.max_attempts):
@@ -224,8 +241,15 @@ class _ShardWriter:
                 with time_limit(self.config.cluster.photo_timeout_s):
                     rng = np.random.Generator(np.random.PCG64(edit_seed))
                     edit: Edit = self.recipe.make_edit(photo, detections, target, edit_index, rng)
+                    measures: dict[str, Any] = {"max_disp_base_px": max_displacement(edit)}
+                    if self.measurer is not None:
+                        frame = (run.source_id, run.person_index, edit.frame.rect, edit.frame.size)
+                        measures.update(self.measurer.edit(frame, edit))
+                    else:
+                        jacobian = edit.field.min_jacobian()
+                        measures.update(fold_count=int(jacobian <= 0), min_jacobian=jacobian)
                     transforms = sample_views(edit, view_seeds)
-                return edit, transforms, view_seeds, attempt, edit_seed
+                return edit, transforms, view_seeds, attempt, edit_seed, measures
             except EditRejected as exc:
                 self._reject(run, edit_index, None, attempt, exc.code, exc.detail, exc.measurements)
             except WorkTimeout as exc:

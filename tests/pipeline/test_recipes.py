@@ -14,7 +14,7 @@ from pipeline.alignment import align_face
 from pipeline.config import MirrorsetConfig, with_overrides
 from pipeline.framing import FramingRejected, crop_frame, face_frame, photo_frame
 from pipeline.recipes import EditRejected, recipe_for
-from pipeline.render import PairContext, render_view, sample_views
+from pipeline.render import PairContext, render_view, sample_views, warp_view
 from pipeline.seeding import derive_seed
 from warps.augment import SpatialTransform, apply_image, transform_points
 from warps.catalog import CATALOG
@@ -107,7 +107,7 @@ def test_record_reproduces_the_pair_exactly(detected: dict) -> None:
     edit = _edit(recipe, photo, detections, target)
     seeds = [derive_seed(0, "view", v) for v in range(3)]
     transforms = sample_views(edit, seeds)
-    pair = render_view(edit, transforms[1], 1, seeds[1], _context("simulated", target), {"max_disp_base_px": 5.0})
+    pair = render_view(edit, warp_view(edit, transforms[1]), 1, seeds[1], _context("simulated", target), {"max_disp_base_px": 5.0})
     record = json.loads(pair.sample["json"])
     x0, y0, x1, y1 = record["base"]["rect"]
     frame = crop_frame(photo, (x0, y0, x1, y1), tuple(record["base"]["size"]))

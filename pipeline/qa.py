@@ -1,0 +1,106 @@
+"""QA inside the build: measure every edit and every view (``pipeline.fidelity``) and apply
+the configured gates, on the worker, before anything is encoded.
+
+Per-edit measures (realized and collateral ratios, fold count and Jacobian range, detail,
+identity) are taken once in the base frame; a failing per-edit gate rejects the edit (the
+runner tries its next attempt). Per-view measures (alignment, change outside the mask) are
+taken on each view's pixels; a failing per-view gate rejects that view. Both kinds of reject
+rows carry the measurements. The face reference (re-detection and embedding of ``before``)
+is computed once per base frame and reused by every edit in that frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.fidelity import FidelityModels, failing_gates, measure_view
+from pipeline.fidelity_geometry import field_summary
+from pipeline.fidelity_pixels import codec_noise, detail_ratio, roi_in_view
+from pipeline.recipes import Edit, EditRejected
+from pipeline.render import ViewPixels
+
+#: Per-edit columns (the rest of QA_FIELDS are per view).
+EDIT_COLUMNS = ("realized_ratio", "collateral_ratio", "fold_count", "min_jacobian", "max_jacobian", "detail_ratio", "identity_sim")
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+class PairMeasurer:
+    """Holds the QA models of one worker (``config`` is a ``pipeline.config.QaConfig``)."""
+
+    def __init__(self, config: Any, jpeg_quality: int) -> None:
+        self.config = config
+        self.jpeg_quality = jpeg_quality
+        self._models: FidelityModels | None = None
+        self._flow: cv2.DISOpticalFlow | None = None
+        self._references: dict[tuple, Any] = {}
+
+    def load(self) -> None:
+        from detectors.identity import OnnxEmbedder
+
+        embedder = OnnxEmbedder(self.config.identity_model) if self.config.identity_model else None
+        self._models = FidelityModels(embedder)
+        self._models.load()
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+
+    def close(self) -> None:
+        if self._models is not None:
+            self._models.close()
+            self._models = None
+        self._references.clear()
+
+    @property
+    def identity_model(self) -> dict[str, str] | None:
+        return None if self._models is None else self._models.identity_model
+
+    def edit(self, frame_key: tuple, edit: Edit) -> dict[str, Any]:
+        """Per-edit measures of ``edit``; EditRejected (with the measures) on a failing gate.
+
+        ``frame_key`` names the edit's base frame (same key, same ``before`` and face): the
+        face reference is computed once per key.
+        """
+        if self._models is None:
+            raise RuntimeError("PairMeasurer used before load()")
+        names = [r.name for r in edit.records]
+        if edit.face is not None:
+            if frame_key not in self._references:
+                self._references = {frame_key: self._models.face_reference(edit.before, edit.face)}  # one frame at a time
+            found = self._models.measure_edit(
+                self._references[frame_key], edit.before, edit.after, edit.field, edit.region, names,
+                jpeg_quality=self.jpeg_quality, diagnostics=False,
+            )  # fmt: skip
+            measures = {column: getattr(found, column) for column in EDIT_COLUMNS}
+            measures["codec_noise"] = found.codec_noise
+        else:
+            summary = field_summary(edit.field)
+            measures = {column: math.nan for column in EDIT_COLUMNS}
+            measures.update(fold_count=summary.fold_count, min_jacobian=summary.min_jacobian,
+                            max_jacobian=summary.max_jacobian, detail_ratio=detail_ratio(edit.before, edit.after, edit.field))  # fmt: skip
+            measures["codec_noise"] = codec_noise(edit.before, edit.region, roi_in_view(edit.field.roi, _IDENTITY),
+                                                  quality=self.jpeg_quality)  # fmt: skip
+        failed = failing_gates(measures, self.config.gates, max_abs_strength=_max_strength(edit))
+        if failed:
+            raise EditRejected(failed[0], "failed QA gate(s) " + ", ".join(failed), plain_measures(measures))
+        return measures
+
+    def view(self, edit: Edit, pixels: ViewPixels, edit_measures: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """(all measures of this view, failing per-view gate codes)."""
+        found = measure_view(
+            edit.before, edit.after, edit.region, edit.field.roi, pixels.before, pixels.after, pixels.mask,
+            pixels.transform.matrix, codec_noise=edit_measures["codec_noise"], jpeg_quality=self.jpeg_quality,
+            flow=self._flow,
+        )  # fmt: skip
+        measures = {**edit_measures, "align_err_px": found.align_err_px, "outside_change": found.outside_change}
+        return measures, failing_gates(measures, self.config.gates, max_abs_strength=_max_strength(edit))
+
+
+def _max_strength(edit: Edit) -> int:
+    return max((abs(r.applied_strength) for r in edit.records), default=0)
+
+
+def plain_measures(measures: dict[str, Any]) -> dict[str, float]:
+    """Finite measures as floats (a reject row's ``measurements`` map)."""
+    return {k: float(v) for k, v in measures.items() if v is not None and np.isfinite(float(v))}
