@@ -46,7 +46,7 @@ IMAGE_FORMATS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
 #: Member name suffixes of one pair, ``{key}.{suffix}``, in tar order (sorted by name);
 #: ``{ext}`` is ``image_ext(image_format)``.
-MEMBER_SUFFIXES = ("after.{ext}", "before.{ext}", "json", "mask.png", "opmask.png")
+MEMBER_SUFFIXES = ("after.{ext}", "before.{ext}", "json", "mask.png", "opmask.png", "regions.png", "strength.png")
 
 #: Pair-row column holding the sha256 of each member suffix (``{ext}`` as above).
 MEMBER_SHA_COLUMNS = {
@@ -55,6 +55,8 @@ MEMBER_SHA_COLUMNS = {
     "json": "sha256_json",
     "mask.png": "sha256_mask",
     "opmask.png": "sha256_opmask",
+    "regions.png": "sha256_regions",
+    "strength.png": "sha256_strength",
 }
 
 #: Room in keys: persons per photo, edits per person, views per edit (exclusive bounds).
@@ -210,6 +212,8 @@ PAIRS_SCHEMA = pa.schema(
         pa.field("sha256_after", pa.string(), nullable=False),
         pa.field("sha256_mask", pa.string(), nullable=False),
         pa.field("sha256_opmask", pa.string(), nullable=False),
+        pa.field("sha256_regions", pa.string(), nullable=False),
+        pa.field("sha256_strength", pa.string(), nullable=False),
         pa.field("sha256_json", pa.string(), nullable=False),
         # Edit region bounding box in the pair's image: x0, y0, x1, y1 (ends exclusive).
         pa.field("region_bbox", pa.list_(pa.field("element", pa.int32()), 4), nullable=False),

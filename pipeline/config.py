@@ -104,10 +104,42 @@ class FramingConfig:
 
 
 @dataclass(frozen=True)
+class LadderConfig:
+    """Strength ladders (after PIXELS' progressive editing): ``per_face`` extra op ladders per
+    face, each one op (drawn per ladder) rendered at every magnitude of ``strengths`` with one
+    sign; the rungs share the base frame and a ``ladder_id``."""
+
+    per_face: int = 1
+    strengths: tuple[int, ...] = (25, 50, 75, 100)
+
+    def __post_init__(self) -> None:
+        if self.per_face < 0:
+            raise ValueError(f"ladders.per_face must be >= 0, got {self.per_face}")
+        if not self.strengths or list(self.strengths) != sorted(set(self.strengths)) or not 1 <= self.strengths[0] <= self.strengths[-1] <= 100:
+            raise ValueError(f"ladder strengths must be increasing integers in [1, 100], got {self.strengths}")
+
+
+@dataclass(frozen=True)
+class SpatialStrengthConfig:
+    """Spatially varying strength: with ``probability`` an edit's displacement is multiplied by
+    a smooth ramp across its region, from ``low`` to 1 along a random direction (stored per
+    pair as ``{key}.strength.png``; 255 everywhere for uniform edits)."""
+
+    probability: float = 0.2
+    low: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.probability <= 1 or not 0 <= self.low < 1:
+            raise ValueError(f"need probability in [0, 1] and low in [0, 1), got {self.probability}, {self.low}")
+
+
+@dataclass(frozen=True)
 class SimulatedConfig:
     """Simulated pairs: random chains of ``min_ops``-``max_ops`` of the 8 simulated ops,
     planned on an FFHQ-aligned ``crop_size``^2 face frame and pasted into the base frame
-    (``framing``); ``edits_per_face`` edits per usable face, ``views`` views each.
+    (``framing``, drawn once per face); ``edits_per_face`` chains per usable face, then the
+    rungs of ``ladders``, ``views`` views each; ``spatial_strength`` makes some edits vary in
+    strength across their region.
 
     An edit that fails (no admissible view, fold, ``edit_too_small`` when its largest
     displacement in a view is under ``min_disp_px``, a QA gate) is tried again with fresh
@@ -121,6 +153,8 @@ class SimulatedConfig:
     max_ops: int = 3
     strengths: StrengthSpec = field(default_factory=StrengthSpec)
     edits_per_face: int = 2
+    ladders: LadderConfig = field(default_factory=LadderConfig)
+    spatial_strength: SpatialStrengthConfig = field(default_factory=SpatialStrengthConfig)
     views: int = 8
     max_attempts: int = 3
     min_disp_px: float = 1.0

@@ -6,8 +6,9 @@ Regions are drawn from the person's landmarks in the base frame: face regions fr
 their ids (1-based; 0 = no region); a later region paints over an earlier one.
 
 Per region, the edit's *signed displacement magnitude*: the mean displacement length over the
-region's pixels, divided by a reference length (5 % of the face width for face regions, of the
-shoulder width for body regions) and clipped to [-1, 1]; its sign is that of the region's mean
+region's pixels, divided by a reference length (2 % of the face width for face regions, 5 % of
+the shoulder width for body regions: about what a strength-100 op moves a feature on average)
+and clipped to [-1, 1]; its sign is that of the region's mean
 area change (Jacobian determinant - 1): positive where the edit enlarges, negative where it
 shrinks (a pure translation counts as positive).
 """
@@ -40,7 +41,7 @@ FACE_REGIONS = {
     "lips": c.LIPS,
 }
 #: Reference length of the signed magnitude, as a fraction of the face / shoulder width.
-REFERENCE_FRACTION = 0.05
+FACE_REFERENCE, BODY_REFERENCE = 0.02, 0.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,39 +77,45 @@ def region_index(shape: tuple[int, int], face: np.ndarray | None, pose: np.ndarr
 
 
 def region_map(field: WarpField, index: np.ndarray, face: np.ndarray | None, pose: np.ndarray | None) -> RegionMap:
-    """Signed, normalised displacement per region of ``index`` under ``field`` (module docstring)."""
-    magnitude = field.displacement_magnitude()
-    growth = _area_change(field)
-    face_ref = _width(face, 234, 454) if face is not None else None
-    body_ref = _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER) if pose is not None else None
+    """Signed, normalised displacement per region of ``index`` under ``field`` (module docstring).
+
+    Cost follows the field's box: the field is the identity outside it, so only the box's
+    pixels add displacement; region sizes come from one count over the whole index.
+    """
+    counts = np.bincount(index.ravel(), minlength=len(REGIONS) + 1)
+    sums = np.zeros(len(counts))
+    growth = np.zeros(len(counts))
+    if not field.is_identity:
+        x0, y0, x1, y1 = field.roi
+        local = index[y0:y1, x0:x1].ravel()
+        dx, dy = field.displacement()
+        sums = np.bincount(local, weights=np.hypot(dx, dy).ravel(), minlength=len(counts))
+        growth = np.bincount(local, weights=_area_change(field).ravel(), minlength=len(counts))
+    face_ref = FACE_REFERENCE * _width(face, 234, 454) if face is not None else None
+    body_ref = BODY_REFERENCE * _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER) if pose is not None else None
     names, values, means = [], [], []
-    for region_id in np.unique(index):
-        if region_id == 0:
-            continue
+    for region_id in np.flatnonzero(counts[1:]) + 1:
         name = REGIONS[region_id - 1]
-        inside = index == region_id
-        mean = float(magnitude[inside].mean())
         reference = face_ref if name in FACE_REGIONS else body_ref
         if not reference:
             continue
-        sign = -1.0 if float(growth[inside].mean()) < 0 else 1.0
+        mean = float(sums[region_id] / counts[region_id])
+        sign = -1.0 if growth[region_id] < 0 else 1.0
         names.append(name)
-        values.append(float(np.clip(sign * mean / (REFERENCE_FRACTION * reference), -1.0, 1.0)))
+        values.append(float(np.clip(sign * mean / reference, -1.0, 1.0)))
         means.append(mean)
     return RegionMap(index, tuple(names), tuple(values), tuple(means))
 
 
 def _area_change(field: WarpField) -> np.ndarray:
-    """(h, w) float32 Jacobian determinant - 1 of the backward map's inverse, ~ -(det B - 1): > 0 enlarges."""
-    change = np.zeros(field.shape, np.float32)
-    if field.is_identity or min(field.map_x.shape) < 2:
-        return change
+    """Area change of the edit over the field's box (float32, roi shape): 1 / det(backward
+    Jacobian) - 1, > 0 where the edit enlarges."""
+    if min(field.map_x.shape) < 2:
+        return np.zeros(field.map_x.shape, np.float32)
     mxx, mxy = np.gradient(field.map_x, axis=1), np.gradient(field.map_x, axis=0)
     myx, myy = np.gradient(field.map_y, axis=1), np.gradient(field.map_y, axis=0)
     det = mxx * myy - mxy * myx
-    x0, y0, x1, y1 = field.roi
-    change[y0:y1, x0:x1] = 1.0 / np.maximum(det, 1e-3) - 1.0
-    return change
+    return (1.0 / np.maximum(det, 1e-3) - 1.0).astype(np.float32)
 
 
 def _width(points: np.ndarray, a: int, b: int) -> float:

@@ -4,7 +4,7 @@ Every view applies one ``SpatialTransform`` (drawn from the view's seed, keeping
 ``must_contain`` box in view) to before, after and the masks alike, so every view of an
 edit is an exact exemplar for every other. Per view this module encodes the members
 (before/after in the configured format, the region mask and the per-op mask as PNG, the
-JSON parameter record) and builds the pairs row and one pair_ops row per op. Nothing is
+JSON parameter record, the region-id map and the strength map) and builds the pairs row and one pair_ops row per op. Nothing is
 kept after a view is yielded, so memory does not grow with the number of views.
 """
 
@@ -24,6 +24,7 @@ from manifests.digests import sha256_hex
 from manifests.schema import QA_FIELDS, group_key, image_ext, pair_key
 from pipeline.imageio import encode_image, encode_jpeg, encode_png
 from pipeline.recipes import Edit, EditRejected
+from pipeline.regions import RegionMap
 from warps.augment import AugmentError, SpatialTransform, apply_image, sample_transform, transform_points
 from warps.catalog import CATALOG
 
@@ -98,29 +99,38 @@ def recipe_id(edit: Edit) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ViewPixels:
-    """One view of an edit before encoding: ``before``/``after`` (h, w, 3), ``mask`` and
-    ``opmask`` (h, w) uint8, all warped by ``transform``."""
+    """One view of an edit before encoding, all warped by ``transform``: ``before``/``after``
+    (h, w, 3); ``mask``, ``opmask``, ``regions`` (region ids) and ``strength`` (0..255)
+    (h, w) uint8."""
 
     transform: SpatialTransform
     before: np.ndarray
     after: np.ndarray
     mask: np.ndarray
     opmask: np.ndarray
+    regions: np.ndarray
+    strength: np.ndarray
 
 
-def warp_view(edit: Edit, transform: SpatialTransform) -> ViewPixels:
-    """Apply ``transform`` to the edit's before, after and masks alike."""
+def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap) -> ViewPixels:
+    """Apply ``transform`` to the edit's before, after, masks and maps alike (label maps
+    nearest-neighbour, images and the strength map bilinear)."""
     before = apply_image(transform, edit.before)
     after = apply_image(transform, edit.after)
     mask = view_mask(transform, edit.region, edit.field.roi, before, after)
-    opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-    return ViewPixels(transform, before, after, mask, opmask)
+    labels = [cv2.warpAffine(m, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
+                             borderMode=cv2.BORDER_REFLECT_101) for m in (edit.opmask, regions.index)]  # fmt: skip
+    if edit.strength_map is None:
+        strength = np.full(mask.shape, 255, np.uint8)
+    else:
+        strength = apply_image(transform, np.round(edit.strength_map * 255).astype(np.uint8))
+    return ViewPixels(transform, before, after, mask, labels[0], labels[1], strength)
 
 
 def render_view(
     edit: Edit,
     pixels: ViewPixels,
+    regions: RegionMap,
     view: int,
     view_seed: int,
     context: PairContext,
@@ -139,12 +149,15 @@ def render_view(
     max_disp = measures["max_disp_base_px"] * transform.scale
     qa = {f.name: _finite(measures.get(f.name)) for f in QA_FIELDS}
     record = _parameter_record(edit, transform, key, view, view_seed, bbox, len(xs), face_iod, max_disp, qa, context)
+    record["regions"] = regions.to_record()
     members = {
         f"after.{ext}": _encode(pixels.after, context),
         f"before.{ext}": _encode(pixels.before, context),
         "json": json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(),
         "mask.png": encode_png(mask),
         "opmask.png": encode_png(opmask),
+        "regions.png": encode_png(pixels.regions),
+        "strength.png": encode_png(pixels.strength),
     }
     digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {
@@ -152,7 +165,7 @@ def render_view(
         "subset": context.subset,
         "group_id": context.group_id,
         "recipe_id": record["recipe_id"],
-        "ladder_id": None,
+        "ladder_id": edit.ladder_id,
         "split": context.split,
         "source_id": context.source_id,
         "person_index": context.person_index,
@@ -176,6 +189,8 @@ def render_view(
         "sha256_after": digest[f"after.{ext}"],
         "sha256_mask": digest["mask.png"],
         "sha256_opmask": digest["opmask.png"],
+        "sha256_regions": digest["regions.png"],
+        "sha256_strength": digest["strength.png"],
         "sha256_json": digest["json"],
         "region_bbox": bbox,
         "region_area_px": len(xs),
@@ -250,6 +265,7 @@ def _parameter_record(
         "pair_id": key,
         "group_id": context.group_id,
         "recipe_id": recipe_id(edit),
+        "ladder_id": edit.ladder_id,
         "subset": context.subset,
         "split": context.split,
         "source_id": context.source_id,

@@ -45,6 +45,7 @@ from pipeline.ingest import SourceChanged, read_source
 from pipeline.plan import Run, ShardTask
 from pipeline.recipes import Edit, EditRejected, Recipe, Target, recipe_for
 from pipeline.qa import PairMeasurer, plain_measures
+from pipeline.regions import region_index, region_map
 from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view
 from pipeline.seeding import derive_seed, split_of
 from pipeline.stage import Resources
@@ -206,6 +207,8 @@ class _ShardWriter:
             if made is None:
                 continue
             edit, views, view_seeds, attempt, edit_seed, measures = made
+            regions = region_map(edit.field, region_index(edit.before.shape[:2], edit.face, edit.pose, edit.pose_visible),
+                                 edit.face, edit.pose)  # fmt: skip
             context = PairContext(**context_base, edit_index=edit_index, attempt=attempt, edit_seed=edit_seed)
             for view, (transform, view_seed) in enumerate(zip(views, view_seeds)):
                 shown = measures["max_disp_base_px"] * transform.scale
@@ -213,7 +216,7 @@ class _ShardWriter:
                     self._reject(run, edit_index, view, attempt, "edit_too_small",
                                  f"largest displacement {shown:.2f} px in the view < min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
                     continue
-                pixels = warp_view(edit, transform)
+                pixels = warp_view(edit, transform, regions)
                 view_measures = measures
                 if self.measurer is not None:
                     view_measures, failed = self.measurer.view(edit, pixels, measures)
@@ -221,7 +224,7 @@ class _ShardWriter:
                         self._reject(run, edit_index, view, attempt, failed[0], "failed QA gate(s) " + ", ".join(failed),
                                      plain_measures(view_measures))  # fmt: skip
                         continue
-                pair = render_view(edit, pixels, view, view_seed, context, view_measures)
+                pair = render_view(edit, pixels, regions, view, view_seed, context, view_measures)
                 _check_row_digests(pair.row, tar.write(pair.sample))
                 self.rows.append(pair.row)
                 self.op_rows.extend(pair.op_rows)

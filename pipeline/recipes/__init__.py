@@ -107,6 +107,10 @@ class Edit:
     augment: AugmentSpec
     face: np.ndarray | None
     face_after: np.ndarray | None
+    pose: np.ndarray | None = None
+    pose_visible: np.ndarray | None = None
+    strength_map: np.ndarray | None = None
+    ladder_id: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
 
 

@@ -58,3 +58,29 @@ def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], thre
         moved = edit_region(op_field, threshold_px=threshold_px).mask > 0
         opmask[moved] |= np.uint8(1 << bit)
     return Pasted(after, region, opmask)
+
+
+def strength_ramp(shape: tuple[int, int], box: tuple[float, float, float, float], rng: np.random.Generator,
+                  low: float) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """A smooth ramp (h, w) float32 from ``low`` to 1 across ``box`` (x0, y0, x1, y1) along a
+    random direction (smoothstep, constant beyond the box), and its JSON description."""
+    angle = float(rng.uniform(0.0, 2.0 * np.pi))
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) @ direction
+    start, stop = float(corners.min()), float(max(corners.max(), corners.min() + 1.0))
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    t = np.clip((xs * direction[0] + ys * direction[1] - start) / (stop - start), 0.0, 1.0)
+    ramp = (low + (1.0 - low) * t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    return ramp, {"kind": "linear_smoothstep", "direction": direction.round(6).tolist(),
+                  "span": [round(start, 3), round(stop, 3)], "low": low}  # fmt: skip
+
+
+def scale_field(field: WarpField, strength: np.ndarray) -> WarpField:
+    """``field`` with its displacement multiplied by ``strength`` (h, w) pixel by pixel."""
+    if field.is_identity:
+        return field
+    x0, y0, x1, y1 = field.roi
+    dx, dy = field.displacement()
+    local = strength[y0:y1, x0:x1]
+    return WarpField.from_displacement(field.shape, field.roi, dx * local, dy * local)

@@ -28,7 +28,6 @@ from pipeline.recipes.common import paste, person_landmarks
 from pipeline.seeding import rng_for
 from warps.catalog import CATALOG, MissingLandmarks, OpCall, op_anchors, ops_for_subset
 from warps.chain import FoldError, plan_chain
-from warps.landmarks import Landmarks
 
 #: Margin added around a face box that views must contain, as a fraction of its size.
 FACE_BOX_MARGIN = 0.15
@@ -110,7 +109,9 @@ class ProfessionalRecipe:
             augment=augment,
             face=face,
             face_after=None if face is None else plan.landmarks_after.face,
-            record={"ops_frame": "photo"},
+            pose=landmarks.pose,
+            pose_visible=landmarks.pose_visibility,
+            record={"ops_frame": "photo", "strength_map": None},
         )
 
     def _view_pixels(self, width: int, height: int) -> int:

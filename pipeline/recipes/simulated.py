@@ -1,15 +1,18 @@
 """The simulated subset: random chains of the 8 reference facial ops on every usable face.
 
-Per edit of a face (all draws from the edit's rng):
+Per face, once (drawn from the face's frame seed): the base frame (``simulated.framing``), by
+default a square around the face whose inter-ocular distance is drawn log-uniformly from
+``framing.iod_px`` (never more than ``framing.max_upscale`` times the photo's resolution), or
+the whole photo (``base: photo``). Every edit of the face shares it.
 
-1. the base frame (``simulated.framing``): by default a square around the face whose
-   inter-ocular distance is drawn log-uniformly from ``framing.iod_px`` (never more than
-   ``framing.max_upscale`` times the photo's resolution), or the whole photo (``base: photo``);
-2. FFHQ alignment of the face in the base frame gives the ``crop_size``^2 crop frame; a chain
-   of ``min_ops``-``max_ops`` distinct ops with random strengths is planned there (carried
-   landmarks, fold and stretch clamps);
-3. the chain's field is reframed into the base frame (the paste-back: identity outside the
-   op boxes, tapering continuously into them) and applied once.
+Per edit: ``edits_per_face`` random chains, then the rungs of the face's strength ladders
+(one op per ladder, drawn once, at each of ``ladders.strengths`` with one sign):
+
+1. FFHQ alignment of the face in the base frame gives the ``crop_size``^2 crop frame; the
+   chain is planned there (carried landmarks, fold and stretch clamps);
+2. the chain's field is reframed into the base frame (the paste-back: identity outside the
+   op boxes, tapering continuously into them); with ``spatial_strength.probability`` a random
+   chain's displacement is scaled by a smooth ramp across its region; then it is applied once.
 
 The views are then re-crops of the base frame that keep the edit region in view.
 """
@@ -25,8 +28,9 @@ from detectors.records import PortraitDetections
 from pipeline.alignment import align_face
 from pipeline.framing import BaseFrame, FramingRejected, face_frame, photo_frame
 from pipeline.recipes import Edit, EditFamily, EditRejected, Target, TargetReject
-from pipeline.recipes.common import paste
-from warps.catalog import MissingLandmarks
+from pipeline.recipes.common import paste, scale_field, strength_ramp
+from pipeline.seeding import derive_seed, rng_for
+from warps.catalog import MissingLandmarks, OpCall, ops_for_subset
 from warps.chain import FoldError, plan_chain, sample_chain
 from warps.landmarks import Landmarks
 
@@ -38,6 +42,7 @@ class SimulatedRecipe:
 
     def __init__(self, config) -> None:
         self.sim = config.simulated
+        self.seed = config.seed
         framing = self.sim.framing
         if framing.base == "face":
             side = framing.frame_size
@@ -71,9 +76,24 @@ class SimulatedRecipe:
                         f"{framing.max_upscale}x upscale limit, below the {framing.iod_px[0]:.0f} px minimum",
                     ))  # fmt: skip
                     continue
-            family = EditFamily(views=self.sim.views, count=self.sim.edits_per_face)
-            targets.append(Target(face.person_index, face_index, (family,)))
+            payload = self._payload(source_id, face.person_index)
+            family = EditFamily(views=self.sim.views, count=len(payload) - 1)
+            targets.append(Target(face.person_index, face_index, (family,), payload))
         return targets, rejects
+
+    def _payload(self, source_id: str, person: int) -> tuple:
+        """(frame seed, then one entry per edit: None for a random chain, or
+        (ladder_id, op, strength) for a ladder rung)."""
+        ladders = self.sim.ladders
+        names = [spec.name for spec in ops_for_subset("simulated") if spec.reads == "face478"]
+        rungs = []
+        for k in range(ladders.per_face):
+            rng = rng_for(self.seed, "ladder", source_id, person, k)
+            op = names[int(rng.integers(len(names)))]
+            sign = 1 if rng.random() < 0.5 else -1
+            ladder_id = f"{source_id}-p{person:02d}-l{k:02d}"
+            rungs.extend((ladder_id, op, sign * strength) for strength in ladders.strengths)
+        return (derive_seed(self.seed, "frame", source_id, person), *([None] * self.sim.edits_per_face), *rungs)
 
     def make_edit(
         self, photo: np.ndarray, detections: PortraitDetections, target: Target, edit_index: int,
@@ -82,14 +102,18 @@ class SimulatedRecipe:
         sim = self.sim
         face_photo = detections.faces[target.face_index].landmarks[:, :2].astype(np.float64)
         try:
-            frame = self._frame(photo, face_photo, rng)
+            frame = self._frame(photo, face_photo, np.random.Generator(np.random.PCG64(target.payload[0])))
             face = frame.from_photo(face_photo)
             alignment = align_face(face, sim.crop_size)
         except ValueError as exc:
             raise EditRejected("degenerate_face", str(exc)) from exc
-        calls = sample_chain(
-            rng, "simulated", min_ops=sim.min_ops, max_ops=sim.max_ops, strengths=sim.strengths, reads=("face478",)
-        )
+        rung = target.payload[1 + edit_index]
+        if rung is None:
+            calls = sample_chain(
+                rng, "simulated", min_ops=sim.min_ops, max_ops=sim.max_ops, strengths=sim.strengths, reads=("face478",)
+            )
+        else:
+            calls = [OpCall(rung[1], rung[2])]
         size = alignment.size
         try:
             plan = plan_chain((size, size), Landmarks(face=alignment.to_crop(face)), calls, settings=sim.warp, window=True)
@@ -102,6 +126,15 @@ class SimulatedRecipe:
         if field.is_identity:
             raise EditRejected("empty_region", "the pasted warp moves no pixel of the base frame")
         op_fields = [f.reframe(alignment.matrix, (h, w)) for f in plan.op_fields]
+        record = {"ops_frame": "crop", "crop": alignment.to_record(), "strength_map": None}
+        strength = None
+        if rung is None and rng.random() < sim.spatial_strength.probability:
+            x0, y0, x1, y1 = field.roi
+            strength, record["strength_map"] = strength_ramp((h, w), (x0, y0, x1 - 1, y1 - 1), rng, sim.spatial_strength.low)
+            field = scale_field(field, strength)
+            op_fields = [scale_field(f, strength) for f in op_fields]
+            if field.min_jacobian() < sim.warp.min_jacobian:
+                raise EditRejected("fold", "the spatially varying strength folds the field")
         pasted = paste(frame.image, field, op_fields, sim.warp.region_threshold_px)
         ys, xs = np.nonzero(pasted.region)
         if len(xs) == 0:
@@ -118,7 +151,9 @@ class SimulatedRecipe:
             augment=sim.augment,
             face=face,
             face_after=field.forward_points(face),
-            record={"ops_frame": "crop", "crop": alignment.to_record()},
+            strength_map=strength,
+            ladder_id=None if rung is None else rung[0],
+            record=record,
         )
 
     def _frame(self, photo: np.ndarray, face: np.ndarray, rng: np.random.Generator) -> BaseFrame:

@@ -14,7 +14,8 @@ from pipeline.alignment import align_face
 from pipeline.config import MirrorsetConfig, with_overrides
 from pipeline.framing import FramingRejected, crop_frame, face_frame, photo_frame
 from pipeline.recipes import EditRejected, recipe_for
-from pipeline.render import PairContext, render_view, sample_views, warp_view
+from pipeline.regions import region_index, region_map
+from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view
 from pipeline.seeding import derive_seed
 from warps.augment import SpatialTransform, apply_image, transform_points
 from warps.catalog import CATALOG
@@ -68,7 +69,7 @@ def test_simulated_targets_and_rejects_name_every_face(detected: dict) -> None:
     recipe = recipe_for("simulated", CONFIG)
     _, detections, source_id = detected["astronaut"]
     targets, rejects = recipe.targets(source_id, detections)
-    assert [(t.person_index, t.face_index, t.edits) for t in targets] == [(0, 0, 2)] and not rejects
+    assert [(t.person_index, t.face_index, t.edits) for t in targets] == [(0, 0, 2 + 4)] and not rejects
     strict = recipe_for("simulated", with_overrides(CONFIG, {"simulated.framing.max_upscale": 1.0}))
     targets, rejects = strict.targets(source_id, detections)
     assert not targets and [r.reason for r in rejects] == ["face_too_small_for_output"]
@@ -101,13 +102,15 @@ def test_simulated_edits_are_deterministic_and_local(detected: dict) -> None:
 
 def test_record_reproduces_the_pair_exactly(detected: dict) -> None:
     """Everything in the JSON record, applied to the photo, gives the pair's pixels again."""
-    recipe = recipe_for("simulated", CONFIG)
+    recipe = recipe_for("simulated", with_overrides(CONFIG, {"simulated.spatial_strength.probability": 0.0}))
     photo, detections, source_id = detected["astronaut"]
     (target,), _ = recipe.targets(source_id, detections)
     edit = _edit(recipe, photo, detections, target)
     seeds = [derive_seed(0, "view", v) for v in range(3)]
     transforms = sample_views(edit, seeds)
-    pair = render_view(edit, warp_view(edit, transforms[1]), 1, seeds[1], _context("simulated", target), {"max_disp_base_px": 5.0})
+    regions = region_map(edit.field, region_index(edit.before.shape[:2], edit.face, None, None), edit.face, None)
+    pair = render_view(edit, warp_view(edit, transforms[1], regions), regions, 1, seeds[1], _context("simulated", target),
+                       {"max_disp_base_px": 5.0})  # fmt: skip
     record = json.loads(pair.sample["json"])
     x0, y0, x1, y1 = record["base"]["rect"]
     frame = crop_frame(photo, (x0, y0, x1, y1), tuple(record["base"]["size"]))
@@ -171,3 +174,53 @@ def test_professional_views_contain_the_body_box_at_full_resolution(detected: di
         w, h = transform.size
         assert (corners >= -1e-6).all() and (corners[:, 0] <= w - 1 + 1e-6).all() and (corners[:, 1] <= h - 1 + 1e-6).all()
         assert w % 32 == 0 and h % 32 == 0
+
+
+def test_a_strength_ladder_moves_more_at_every_rung(detected: dict) -> None:
+    recipe = recipe_for("simulated", with_overrides(CONFIG, {"simulated.ladders.per_face": 2}))
+    photo, detections, source_id = detected["astronaut"]
+    (target,), _ = recipe.targets(source_id, detections)
+    first_rung = CONFIG.simulated.edits_per_face
+    for ladder in range(2):
+        rungs = [_edit(recipe, photo, detections, target, first_rung + 4 * ladder + j) for j in range(4)]
+        assert len({e.ladder_id for e in rungs}) == 1 and rungs[0].ladder_id.endswith(f"l{ladder:02d}")
+        assert len({(r.records[0].name, r.records[0].requested_strength > 0) for r in rungs}) == 1
+        assert [abs(r.records[0].requested_strength) for r in rungs] == [25, 50, 75, 100]
+        assert all(np.array_equal(r.before, rungs[0].before) for r in rungs)  # one base frame per face
+        moved = [max_displacement(r) for r in rungs]
+        assert all(a < b for a, b in zip(moved, moved[1:])), moved
+        regions = [region_map(r.field, region_index(r.before.shape[:2], r.face, None, None), r.face, None) for r in rungs]
+        strongest = [max(abs(v) for v in m.values) for m in regions]
+        assert all(a <= b for a, b in zip(strongest, strongest[1:])), strongest
+
+
+def test_spatial_strength_scales_the_edit_by_its_map(detected: dict) -> None:
+    recipe = recipe_for("simulated", with_overrides(CONFIG, {"simulated.spatial_strength.probability": 1.0}))
+    plain = recipe_for("simulated", with_overrides(CONFIG, {"simulated.spatial_strength.probability": 0.0}))
+    photo, detections, source_id = detected["astronaut"]
+    (target,), _ = recipe.targets(source_id, detections)
+    varied, uniform = _edit(recipe, photo, detections, target), _edit(plain, photo, detections, target)
+    assert uniform.strength_map is None and varied.record["strength_map"]["kind"] == "linear_smoothstep"
+    ramp = varied.strength_map
+    assert ramp.min() == pytest.approx(0.0, abs=1e-6) and ramp.max() == pytest.approx(1.0)
+    # Same chain (the ramp is drawn after it): the varied field is the uniform one times the map.
+    assert [r.to_record() for r in varied.records] == [r.to_record() for r in uniform.records]
+    x0, y0, x1, y1 = uniform.field.roi
+    udx, udy = uniform.field.displacement()
+    vdx, vdy = varied.field.displacement()
+    np.testing.assert_allclose(vdx, udx * ramp[y0:y1, x0:x1], atol=1e-4)
+    np.testing.assert_allclose(vdy, udy * ramp[y0:y1, x0:x1], atol=1e-4)
+
+
+def test_region_maps_name_the_features_an_op_moves(detected: dict) -> None:
+    photo, detections, source_id = detected["astronaut"]
+    face = detections.faces[0].landmarks[:, :2].astype(float)
+    plan = plan_chain(photo.shape[:2], Landmarks(face=face), [OpCall("eye_size", 100)])
+    index = region_index(photo.shape[:2], face, None, None)
+    found = dict(zip(*(lambda m: (m.names, m.values))(region_map(plan.field, index, face, None))))
+    target = min(found["right_eye"], found["left_eye"])
+    assert target > 0.2  # enlarged: positive
+    assert abs(found["jaw_chin"]) < 0.3 * target and abs(found["lips"]) < 0.3 * target
+    shrink = plan_chain(photo.shape[:2], Landmarks(face=face), [OpCall("eye_size", -100)])
+    found = dict(zip(*(lambda m: (m.names, m.values))(region_map(shrink.field, index, face, None))))
+    assert found["right_eye"] < -0.15 and found["left_eye"] < -0.15
