@@ -63,12 +63,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    """Add the `pipeline` benchmark."""
-    from benchmarks.pipeline import add_arguments
+    """Add the `pipeline`, `fidelity` and `compositing` benchmarks."""
+    from benchmarks import compositing, fidelity, pipeline
 
-    bench = bench_sub.add_parser("pipeline", help="build throughput vs the codec floor, scaling, memory")
-    add_arguments(bench)
-    bench.set_defaults(handler=_bench)
+    for name, module, text in (
+        ("pipeline", pipeline, "build throughput vs the irreducible floor, scaling, memory"),
+        ("fidelity", fidelity, "per-pair QA cost vs making a pair; --identity: identity_sim levels"),
+        ("compositing", compositing, "composed multi-op edits vs the reference's difference-mask compositing"),
+    ):
+        bench = bench_sub.add_parser(name, help=text)
+        module.add_arguments(bench)
+        bench.set_defaults(handler=module.run)
 
 
 def _cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -155,9 +160,3 @@ def _regenerate(args: argparse.Namespace) -> int:
         return 1
     print(f"regenerated {len(summaries)} shard(s), {sum(s.pairs for s in summaries)} pairs in {args.out}")
     return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from benchmarks.pipeline import run
-
-    return run(args)
