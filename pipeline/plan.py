@@ -1,7 +1,8 @@
 """Planning a subset's shards: which edits of which photos each shard holds.
 
 A shard holds a fixed number of samples: ``samples_per_shard`` (from ``output.shard_target_bytes``
-and the recipe's nominal pair size), rounded down to a whole number of edits. Edits of one
+and the recipe's nominal pair size), rounded down to a multiple of every view count in play, so
+every full shard holds whole edits and the same number of samples. Edits of one
 person come in *runs* of ``output.edits_per_run`` consecutive edits (one photo decode each);
 runs of all persons are interleaved round-robin (run 0 of every person, then run 1, ...), so
 a shard mixes many photos while the views of one edit stay consecutive. Edits with different
@@ -18,6 +19,7 @@ plus any edit slot whose attempts all fail.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,14 +159,18 @@ def _interleave(persons: list[list[Run]]) -> list[Run]:
 
 
 def _pack(subset: str, runs: list[Run], samples_per_shard: int, first_index: int) -> list[ShardTask]:
-    """Cut the run stream into shards of whole edits, one stream per view count."""
+    """Cut the run stream into shards of whole edits, one stream per view count; every full
+    shard holds the same number of samples (``samples_per_shard`` rounded down to a multiple of
+    every view count present)."""
     by_views: dict[int, list[Run]] = defaultdict(list)
     for run in runs:
         by_views[run.views].append(run)
+    step = math.lcm(*by_views) if by_views else 1
+    samples_per_shard = max(step, samples_per_shard // step * step)
     tasks = []
     index = first_index
     for views in sorted(by_views):
-        capacity = max(1, samples_per_shard // views)  # edits per shard
+        capacity = samples_per_shard // views  # edits per shard
         current: list[Run] = []
         filled = 0
         for run in by_views[views]:

@@ -55,8 +55,9 @@ def test_every_shard_but_the_last_holds_exactly_the_target_count() -> None:
     for shard in shards:
         (views,) = {r.views for r in shard.runs}  # one view count per shard
         by_views.setdefault(views, []).append(shard.planned)
-    assert by_views[2][:-1] == [10] * (len(by_views[2]) - 1) and 0 < by_views[2][-1] <= 10
-    assert by_views[4][:-1] == [8] * (len(by_views[4]) - 1)  # 10 // 4 whole edits of 4 views
+    # 10 samples rounded down to a multiple of 2 and 4: every full shard holds 8 samples.
+    assert by_views[2][:-1] == [8] * (len(by_views[2]) - 1) and 0 < by_views[2][-1] <= 8
+    assert by_views[4][:-1] == [8] * (len(by_views[4]) - 1)
     assert sum(by_views[2]) == 7 * 4 * 3 * 2 and sum(by_views[4]) == 3 * 2 * 3 * 4
     edits = Counter((r.source_id, r.views, e) for s in shards for r in s.runs for e in range(r.edit_start, r.edit_stop))
     assert set(edits.values()) == {1}  # every edit exactly once, never split across shards
