@@ -20,4 +20,4 @@ for subset in simulated professional; do
 done
 mirrorset verify "$out" --report "$out/verify.json"
 python cluster/run_stage.py train --entrypoint-num-gpus 1 -- \
-  mirrorset train --data "$out" --out "$train_out"
+  mirrorset train --data "$out" --report "$out/verify.json" --out "$train_out"

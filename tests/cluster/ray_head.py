@@ -40,7 +40,8 @@ PORT_OPTIONS = (
 
 @dataclass(frozen=True)
 class RayHead:
-    dashboard_url: str  # what RAY_ADDRESS is set to for job submission
+    dashboard_url: str  # http://127.0.0.1:PORT, the job API
+    gcs_address: str  # 127.0.0.1:PORT, what `ray.init` and `ray start --address` take
     token_path: Path  # the token the head requires (RAY_AUTH_MODE=token)
 
 
@@ -72,7 +73,11 @@ def ray_head(num_cpus: int = 1, start_timeout_s: float = 90.0) -> Iterator[RayHe
     ]  # fmt: skip
     log = open(root / "ray-start.log", "wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    head = RayHead(dashboard_url=f"http://127.0.0.1:{ports['dashboard-port']}", token_path=token_path)
+    head = RayHead(
+        dashboard_url=f"http://127.0.0.1:{ports['dashboard-port']}",
+        gcs_address=f"127.0.0.1:{ports['port']}",
+        token_path=token_path,
+    )
     try:
         _wait_for_job_api(head, process, root, start_timeout_s)
         yield head

@@ -67,11 +67,14 @@ def contract_parser() -> argparse.ArgumentParser:
     build.add_argument("--source")
     build.add_argument("--subset", choices=["simulated", "professional"])
     build.add_argument("--out", required=True)
+    build.add_argument("--replace", action="store_true")
+    build.add_argument("--quiet", action="store_true")
     verify = sub.add_parser("verify", exit_on_error=False)
     verify.add_argument("out")
     verify.add_argument("--report", required=True)
     train = sub.add_parser("train", exit_on_error=False)
     train.add_argument("--data", required=True)
+    train.add_argument("--report")
     train.add_argument("--out", required=True)
     return parser
 
@@ -200,7 +203,7 @@ def test_slurm_script_starts_head_and_workers_with_srun_and_submits_stages_as_jo
     assert head["object-manager-port"] == worker["object-manager-port"] == OBJECT_MANAGER_PORT
     assert worker["address"] == f"$0:{GCS_PORT}" and head["node-ip-address"] == "$0"  # $0: the head's IP
     assert "export RAY_AUTH_MODE=token" in text and "ray get-auth-token --generate" in text
-    assert f'export RAY_ADDRESS="http://$head_ip:{DASHBOARD_PORT}"' in text
+    assert f'export RAY_ADDRESS="$head_ip:{GCS_PORT}"' in text
     assert "export MIRRORSET_JOB_IN_PLACE=1" in text
     assert "set -- dvc repro" in text and "source .venv/bin/activate" in text
     assert "scripts/setup.sh" in text
@@ -313,7 +316,7 @@ def test_pipeline_script_runs_every_stage_in_order(tmp_path: Path):
         ["build", "--stage", "shards", "--subset", "simulated", "--out", "s3://bucket/out"],
         ["build", "--stage", "shards", "--subset", "professional", "--out", "s3://bucket/out"],
         ["verify", "s3://bucket/out", "--report", "s3://bucket/out/verify.json"],
-        ["train", "--data", "s3://bucket/out", "--out", "s3://bucket/train"],
+        ["train", "--data", "s3://bucket/out", "--report", "s3://bucket/out/verify.json", "--out", "s3://bucket/train"],
     ]
     for call in calls:
         check_mirrorset_command(["mirrorset", *call])

@@ -216,7 +216,9 @@ def test_a_succeeding_job_returns_0_runs_the_uploaded_code_on_workers_and_stream
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text(head.token_path.read_text())
     command = ["python", "job.py", "ray"]
-    env = runner_env(head, HOME=str(home), MIRRORSET_TEST_VALUE="passed-through")
+    # RAY_ADDRESS as the GCS address, which `mirrorset build` run by hand also takes: the job API's
+    # URL is then looked up in the cluster (over gRPC, which needs the token as well).
+    env = runner_env(head, RAY_ADDRESS=head.gcs_address, HOME=str(home), MIRRORSET_TEST_VALUE="passed-through")
     result = run_runner(["build", "--params", "simulated", "--env", "MIRRORSET_TEST_VALUE", "--", *command], workdir, env)
 
     assert result.returncode == 0, result.stderr
