@@ -84,16 +84,10 @@ class DetectStage:
         self._detector = None
 
     def setup(self) -> None:
-        import cv2
-        import torch
+        from detectors.runtime import load_portrait_detector
 
-        from detectors.portrait import PortraitDetector
-
-        # One thread per worker: results must not depend on how many cores a worker sees.
-        cv2.setNumThreads(1)
-        torch.set_num_threads(1)
-        self._detector = PortraitDetector(self.detector_config, self.gate_config)
-        self._detector.load()
+        # Loads and pins threads exactly as `mirrorset detect` and library use do.
+        self._detector = load_portrait_detector(self.detector_config, self.gate_config)
 
     def process_batch(self, items: list[DetectChunk]) -> list[DetectSummary]:
         return [self._run_chunk(chunk) for chunk in items]

@@ -31,15 +31,16 @@ import numpy as np
 from tqdm import tqdm
 
 from manifests.digests import sha256_hex
-from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image
+from pipeline.imageio import IMAGE_FILE_EXTENSIONS, DecodeLimits, ImageRejected, content_id, decode_image
 from pipeline.sample_corpus import sample_paths
 
 Status = Literal["accepted", "rejected", "duplicate"]
 
-#: File extensions (lower case) read as photos. A path with any other extension is
-#: rejected as ``unsupported_format`` without being read (videos, archives and sidecar
-#: files in a photo folder cost nothing); a path with no extension is judged by its bytes.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+#: File extensions (lower case) read as photos: every extension Pillow registers for a format
+#: decode_image accepts (the format itself is then decided by the bytes). A path with any other
+#: extension is rejected as ``unsupported_format`` without being read (videos, archives and
+#: sidecar files in a photo folder cost nothing); a path with no extension is judged by its bytes.
+IMAGE_EXTENSIONS = IMAGE_FILE_EXTENSIONS
 
 LIST_SUFFIXES = (".parquet", ".csv")
 
