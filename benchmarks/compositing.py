@@ -65,7 +65,7 @@ def composite_reference(photo: np.ndarray, renders: list[np.ndarray]) -> np.ndar
 
 def measure() -> dict[str, Any]:
     from pipeline.config import MirrorsetConfig
-    from pipeline.detect_stage import load_detectors
+    from detectors.runtime import load_portrait_detector
     from pipeline.fidelity_geometry import track_points
     from pipeline.imageio import load_image
     from pipeline.sample_corpus import sample_paths
@@ -75,7 +75,7 @@ def measure() -> dict[str, Any]:
 
     config = MirrorsetConfig()
     paths = {p.name: p.path for p in sample_paths()}
-    detector = load_detectors(config.detector, config.gates)
+    detector = load_portrait_detector(config.detector, config.gates)
     rows = []
     try:
         for name in PHOTOS:

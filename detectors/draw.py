@@ -1,4 +1,9 @@
-"""Render a PortraitDetections record over its image so a person can check it by eye."""
+"""Render a PortraitDetections record over its image so a person can check it by eye.
+
+Person boxes (green) with origin, score, pose source and agreement; YOLO keypoints (green dots);
+accepted poses (magenta: MediaPipe, orange: YOLO); outlines (cyan); faces (blue: usable, red:
+failed gates) with meshes; dropped faces (grey) with their reason.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,8 @@ POSE_EDGES = (
 )
 PERSON_COLOUR = (0, 200, 0)
 FACE_PASS, FACE_FAIL = (0, 160, 255), (255, 40, 40)
-MESH_COLOUR, POSE_COLOUR, KEYPOINT_COLOUR = (255, 255, 0), (255, 0, 255), (0, 255, 0)
+MESH_COLOUR, KEYPOINT_COLOUR, OUTLINE_COLOUR, DROPPED_COLOUR = (255, 255, 0), (0, 255, 0), (0, 220, 255), (128, 128, 128)
+POSE_COLOURS = {"mediapipe": (255, 0, 255), "yolo": (255, 140, 0)}
 MIN_VISIBILITY = 0.5
 
 
@@ -23,8 +29,12 @@ def render(rgb: np.ndarray, detections: PortraitDetections) -> np.ndarray:
     canvas = np.ascontiguousarray(rgb.copy())
     thick = max(1, round(max(canvas.shape[:2]) / 600))
     for index, person in enumerate(detections.persons):
+        if len(person.outline):
+            cv2.polylines(canvas, [np.round(person.outline).astype(np.int32)], True, OUTLINE_COLOUR, thick, cv2.LINE_AA)
         _box(canvas, person.box, PERSON_COLOUR, thick)
-        _label(canvas, f"person {index} {person.score:.2f}", person.box, PERSON_COLOUR, thick)
+        agreement = "-" if person.pose_agreement is None else f"{person.pose_agreement:.2f}"
+        _label(canvas, f"person {index} {person.origin} {person.score:.2f} pose {person.pose_source} {agreement}",
+               person.box, PERSON_COLOUR, thick)
         for x, y, conf in person.keypoints:
             if conf >= MIN_VISIBILITY:
                 cv2.circle(canvas, _pt(x, y), 2 * thick, KEYPOINT_COLOUR, -1, cv2.LINE_AA)
@@ -32,7 +42,11 @@ def render(rgb: np.ndarray, detections: PortraitDetections) -> np.ndarray:
         points = pose.landmarks
         for a, b in POSE_EDGES:
             if points[a, 3] >= MIN_VISIBILITY and points[b, 3] >= MIN_VISIBILITY:
-                cv2.line(canvas, _pt(*points[a, :2]), _pt(*points[b, :2]), POSE_COLOUR, thick, cv2.LINE_AA)
+                cv2.line(canvas, _pt(*points[a, :2]), _pt(*points[b, :2]), POSE_COLOURS[pose.source], thick,
+                         cv2.LINE_AA)
+    for dropped in detections.dropped_faces:
+        _box(canvas, dropped.box, DROPPED_COLOUR, thick)
+        _label(canvas, dropped.reason, dropped.box, DROPPED_COLOUR, thick)
     usable = set(detections.usable_faces())
     for index, face in enumerate(detections.faces):
         for x, y, _ in face.landmarks:

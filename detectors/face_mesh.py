@@ -1,75 +1,94 @@
-"""MediaPipe FaceMesh (legacy solution graph bundled in mediapipe 0.10.21): 478 points with irises."""
+"""MediaPipe FaceMesh (478 points with irises) on the region a face detection gives.
+
+The landmark subgraph bundled in mediapipe 0.10.21 (``FaceLandmarkCpu``: the
+``face_landmark_with_attention.tflite`` model and its refinement) runs on a region of interest
+(ROI) we compute exactly as MediaPipe's own FaceMesh does from a face detection
+(``face_detection_front_detection_to_roi``): centred on the detection box, a square of
+``ROI_SCALE`` x the box's long side, turned by the angle of the line from the right eye to the
+left eye so the face is upright. MediaPipe samples that rotated square into its 192 x 192
+input and projects the landmarks back.
+
+We hand it a square crop around the ROI (``CROP_SCALE`` x the ROI side, zero-padded where it
+leaves the photo, resized so the ROI is about ``ROI_PX`` pixels); a square crop keeps
+MediaPipe's back-projection exact (it is only exact for a square frame). Points map back to
+the full-resolution photo by the crop's offset and scale (detectors.geometry.Crop).
+No face detector runs inside: the face-presence score decides whether a face is there.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from detectors.geometry import check_rgb
-from detectors.modelfiles import mediapipe_file, model_id
-from detectors.records import ModelId
+from detectors.geometry import Crop, Roi, check_rgb, square_crop
+from detectors.mediapipe_graph import MediaPipeGraph
 
-_GRAPH = "mediapipe/modules/face_landmark/face_landmark_front_cpu.binarypb"
-_DETECTION_THRESHOLD = (
-    "facedetectionshortrangecpu__facedetectionshortrange__facedetection__"
-    "TensorsToDetectionsCalculator.min_score_thresh"
-)
+ROI_SCALE = 1.5
+CROP_SCALE = 1.5
+ROI_PX = 256
 _PRESENCE_THRESHOLD = "facelandmarkcpu__ThresholdingCalculator.threshold"
+_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "landmarks"
+input_side_packet: "with_attention"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:landmarks"
+}
+"""
 
 
-@dataclass(frozen=True)
-class MeshResult:
-    """One face in the input's normalized frame: points (478, 3) (x, y in [0, 1], z ~ x scale), score."""
+def roi_from_detection(box: np.ndarray, right_eye: np.ndarray, left_eye: np.ndarray) -> Roi:
+    """MediaPipe FaceMesh's ROI for a detection box (4,) with the person's right and left eye (2,)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = float(left_eye[0] - right_eye[0]), float(left_eye[1] - right_eye[1])
+    rotation = -np.arctan2(-dy, dx)
+    return Roi((x0 + x1) / 2, (y0 + y1) / 2, ROI_SCALE * max(x1 - x0, y1 - y0), float(rotation))
 
-    points: np.ndarray
-    score: float
 
+class FaceMeshDetector(MediaPipeGraph):
+    """478 landmarks (x, y, z) in full-resolution pixels for a face ROI, or None when FaceMesh's
+    face-presence score is below ``min_confidence``. No state is carried between calls."""
 
-class FaceMeshDetector:
-    """At most one face per call (run it on a head crop); ``score`` is the face detector's score.
-
-    Static-image mode: no tracking state is carried between calls.
-    """
+    MODEL = ("face_landmark_with_attention", "modules/face_landmark/face_landmark_with_attention.tflite")
 
     def __init__(self, *, refine_landmarks: bool = True, min_confidence: float = 0.5) -> None:
-        self.refine_landmarks = refine_landmarks
+        if not refine_landmarks:
+            raise ValueError("refine_landmarks=False is not supported: the face ops read the 478-point mesh")
         self.min_confidence = min_confidence
-        self._graph: Any = None
-        self._models: tuple[ModelId, ...] = ()
+        super().__init__()
 
-    @property
-    def models(self) -> tuple[ModelId, ...]:
-        return self._models
-
-    def load(self) -> None:
+    def _open(self) -> Any:
         from mediapipe.python.solution_base import SolutionBase
 
-        landmark_file = "face_landmark_with_attention.tflite" if self.refine_landmarks else "face_landmark.tflite"
-        self._models = (
-            model_id("face_detection_short_range", mediapipe_file("modules/face_detection/face_detection_short_range.tflite")),
-            model_id(landmark_file.removesuffix(".tflite"), mediapipe_file(f"modules/face_landmark/{landmark_file}")),
-        )
-        self._graph = SolutionBase(
-            binary_graph_path=_GRAPH,
-            side_inputs={"num_faces": 1, "with_attention": self.refine_landmarks, "use_prev_landmarks": False},
-            calculator_params={_DETECTION_THRESHOLD: self.min_confidence, _PRESENCE_THRESHOLD: self.min_confidence},
-            outputs=["multi_face_landmarks", "face_detections"],
+        return SolutionBase(
+            graph_config=_GRAPH,
+            side_inputs={"with_attention": True},
+            calculator_params={_PRESENCE_THRESHOLD: self.min_confidence},
+            outputs=["landmarks"],
         )
 
-    def detect(self, rgb: np.ndarray) -> MeshResult | None:
+    def detect(self, rgb: np.ndarray, roi: Roi) -> np.ndarray | None:
+        """Mesh (478, 3) float64 of the face in ``roi`` of ``rgb`` (full resolution), or None."""
         check_rgb(rgb)
-        if self._graph is None:
-            raise RuntimeError("FaceMeshDetector.detect called before load()")
-        result = self._graph.process({"image": np.ascontiguousarray(rgb)})
-        if not result.multi_face_landmarks:
+        graph = self._loaded()
+        crop = square_crop(rgb, roi.cx, roi.cy, CROP_SCALE * roi.side, round(CROP_SCALE * ROI_PX))
+        result = graph.process({"image": crop.pixels, "roi": normalized_rect(roi, crop)})
+        if result.landmarks is None:
             return None
-        points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
-        score = float(result.face_detections[0].score[0]) if result.face_detections else 0.0
-        return MeshResult(points, score)
+        points = np.array([(p.x, p.y, p.z) for p in result.landmarks.landmark], dtype=np.float64)
+        return crop.from_normalized(points)
 
-    def close(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
-            self._graph = None
+
+def normalized_rect(roi: Roi, crop: Crop) -> Any:
+    """``roi`` (full-resolution pixels) as MediaPipe's NormalizedRect in the square ``crop``'s frame."""
+    from mediapipe.framework.formats import rect_pb2
+
+    side = crop.x1 - crop.x0
+    return rect_pb2.NormalizedRect(x_center=(roi.cx + 0.5 - crop.x0) / side, y_center=(roi.cy + 0.5 - crop.y0) / side,
+                                   width=roi.side / side, height=roi.side / side, rotation=roi.rotation)

@@ -1,4 +1,4 @@
-"""Coordinate frames: the downscaled detection copy and crops cut for face mesh / pose.
+"""Coordinate frames: downscaled copies, crops (plain and square, zero-padded), boxes, ROIs.
 
 All coordinates use pixel centres at integers. A frame whose pixels are ``s`` times
 the full image's maps a point by ``u_full = (u + 0.5) / s - 0.5``, which keeps the
@@ -11,12 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-# COCO keypoint indices used to place the head window.
-NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR, LEFT_SHOULDER, RIGHT_SHOULDER = range(7)
-KEYPOINT_MIN_CONF = 0.5
-# Head window side as a multiple of the estimated face width.
-HEAD_WINDOW_FACE_WIDTHS = 2.4
 
 
 def check_rgb(rgb: object) -> np.ndarray:
@@ -75,6 +69,15 @@ class Crop:
         out[:, 2] = out[:, 2] * width
         return out
 
+    def matrix_to(self, scales: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """2x3 affine taking this crop's pixel coordinates to the full image scaled by ``scales``
+        (sx, sy), pixel centres at integers (a frame of the image's ``downscale`` copy)."""
+        ch, cw = self.pixels.shape[:2]
+        ax, ay = cw / (self.x1 - self.x0), ch / (self.y1 - self.y0)  # crop pixels per full pixel
+        sx, sy = scales
+        return np.array([[sx / ax, 0.0, (self.x0 + 0.5 / ax) * sx - 0.5],
+                         [0.0, sy / ay, (self.y0 + 0.5 / ay) * sy - 0.5]])
+
 
 def cut(rgb: np.ndarray, window: tuple[float, float, float, float], long_side: int) -> Crop | None:
     """Cut ``window`` (x0, y0, x1, y1 outer edges, any floats) clipped to the image; None if empty.
@@ -103,29 +106,67 @@ def expand(box: np.ndarray, margin: float) -> tuple[float, float, float, float]:
     return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
 
 
-def head_window(box: np.ndarray, keypoints: np.ndarray, margin: float) -> tuple[float, float, float, float]:
-    """Square window around a person's head, from YOLO's box (4,) and COCO keypoints (17, 3).
+def box_area(box: np.ndarray) -> float:
+    return max(0.0, float(box[2] - box[0])) * max(0.0, float(box[3] - box[1]))
 
-    With at least two confident face keypoints (nose, eyes, ears) the window is centred on
-    them and its side is ``HEAD_WINDOW_FACE_WIDTHS`` face widths (estimated from the ear span,
-    the eye span and the shoulder span); otherwise it is the top square of the box. The
-    side is then grown by ``margin`` on each side.
+
+def box_intersection(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    iy = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    return ix * iy
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when both are empty)."""
+    inter = box_intersection(a, b)
+    union = box_area(a) + box_area(b) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def inside_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of box ``a``'s area that lies inside box ``b`` (0 for an empty ``a``)."""
+    area = box_area(a)
+    return float(box_intersection(a, b) / area) if area > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A square region in full-resolution pixels: centre (cx, cy), side, rotation (radians).
+
+    ``rotation`` is MediaPipe's: the angle by which the region is turned (clockwise on screen,
+    y down) so that its content is upright.
     """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    visible = keypoints[:, 2] >= KEYPOINT_MIN_CONF
-    face_ids = [i for i in (NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR) if visible[i]]
-    if len(face_ids) >= 2:
-        def span(a: int, b: int) -> float:
-            return float(np.hypot(*(keypoints[a, :2] - keypoints[b, :2]))) if visible[a] and visible[b] else 0.0
 
-        points = keypoints[face_ids, :2]
-        spread = float(np.max(np.ptp(points, axis=0)))
-        face_width = max(span(LEFT_EAR, RIGHT_EAR), 2.2 * span(LEFT_EYE, RIGHT_EYE),
-                         0.45 * span(LEFT_SHOULDER, RIGHT_SHOULDER), 1.5 * spread)
-        side = HEAD_WINDOW_FACE_WIDTHS * face_width
-        cx, cy = (float(v) for v in points.mean(axis=0))
-    else:
-        side = min(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, y0 + side / 2
-    half = side * (0.5 + margin)
-    return (cx - half, cy - half, cx + half, cy + half)
+    cx: float
+    cy: float
+    side: float
+    rotation: float
+
+
+def square_crop(rgb: np.ndarray, cx: float, cy: float, side: float, max_px: int) -> Crop:
+    """The square window of ``side`` px centred on (cx, cy), zero outside the photo, resized
+    (INTER_AREA) to at most ``max_px`` a side. Integer window edges; never empty."""
+    h, w = rgb.shape[:2]
+    size = max(2, int(np.ceil(side)))
+    x0 = int(np.floor(cx + 0.5 - size / 2))
+    y0 = int(np.floor(cy + 0.5 - size / 2))
+    inside = rgb[max(0, y0):max(0, min(h, y0 + size)), max(0, x0):max(0, min(w, x0 + size))]
+    out_size = min(size, max_px)
+    factor = out_size / size
+    pixels = np.zeros((out_size, out_size, 3), np.uint8)
+    if inside.size:
+        # Resize the part inside the photo, then place it exactly where it belongs in the window.
+        if factor < 1.0:
+            inner = cv2.resize(inside, (max(1, round(inside.shape[1] * factor)), max(1, round(inside.shape[0] * factor))),
+                               interpolation=cv2.INTER_AREA)
+        else:
+            inner = np.ascontiguousarray(inside)
+        sx, sy = inner.shape[1] / inside.shape[1], inner.shape[0] / inside.shape[0]
+        left, top = max(0, x0) - x0, max(0, y0) - y0
+        matrix = np.array([[factor / sx, 0.0, left * factor + 0.5 * factor / sx - 0.5],
+                           [0.0, factor / sy, top * factor + 0.5 * factor / sy - 0.5]])
+        cv2.warpAffine(inner, matrix, (out_size, out_size), dst=pixels, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_TRANSPARENT)
+    return Crop(x0, y0, x0 + size, y0 + size, pixels)
+
+

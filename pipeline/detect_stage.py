@@ -75,21 +75,6 @@ def committed_ids(store: Store) -> tuple[dict[str, int], set[str], int]:
     return located, failed, last + 1
 
 
-def load_detectors(detector: DetectorConfig, gates: GateConfig):
-    """A loaded PortraitDetector with the thread counts every caller must share."""
-    import cv2
-    import torch
-
-    from detectors.portrait import PortraitDetector
-
-    # One thread: results must not depend on how many cores a worker sees.
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    found = PortraitDetector(detector, gates)
-    found.load()
-    return found
-
-
 class DetectStage:
     """Stage running ``detectors.portrait.PortraitDetector`` on chunks of sources."""
 
@@ -113,7 +98,10 @@ class DetectStage:
         self._detector = None
 
     def setup(self) -> None:
-        self._detector = load_detectors(self.detector_config, self.gate_config)
+        from detectors.runtime import load_portrait_detector
+
+        # Loads and pins threads exactly as `mirrorset detect` and library use do.
+        self._detector = load_portrait_detector(self.detector_config, self.gate_config)
 
     def process_batch(self, items: list[DetectChunk]) -> list[DetectSummary]:
         return [self._run_chunk(chunk) for chunk in items]

@@ -3,12 +3,22 @@
 Decoding is strict. Bad input raises :class:`ImageRejected` with a reason code; it
 never returns a partial image. Rules:
 
-* Formats: JPEG (also MPO, the multi-picture JPEG that phones write), PNG, WebP and
-  TIFF. GIF, BMP, HEIC and anything else Pillow recognises is ``unsupported_format``.
-  Bytes that no Pillow plugin recognises are ``undecodable``. For multi-frame files
-  (TIFF pages, animated WebP) the first frame is decoded.
-* Size limits are checked from the header BEFORE any pixel is decoded, so a
-  decompression bomb costs only a header parse. Pillow's own bomb check stays on
+* Formats are decided by the bytes, never by a file name: every still-image format in
+  :data:`SUPPORTED_FORMATS` (JPEG and MPO, PNG, WebP, TIFF, BMP/DIB, PPM/PGM/PBM, GIF, TGA,
+  JPEG 2000, QOI, SGI, PCX, and AVIF where Pillow has it). Other formats Pillow recognises
+  are ``unsupported_format``: those that run an external program (EPS runs Ghostscript),
+  need a handler we do not install (HDF5, GRIB, BUFR, WMF), or are not photographs (icons,
+  fonts, textures, scientific formats). Bytes that no Pillow plugin recognises are
+  ``undecodable``. :data:`IMAGE_FILE_EXTENSIONS` lists the file extensions Pillow registers
+  for these formats, for callers that want to skip other files unread.
+* Animated files (GIF, APNG, WebP or AVIF with more than one frame) are ``unsupported_format``:
+  their frames are moments of a clip, not photos, and a first frame is often a blank or a
+  fade. Multi-image stills keep their first image: MPO (the primary picture phones write) and
+  multi-page TIFF (page 1). The animation check follows the header's pixel-count check, so
+  it never decodes a bomb.
+* Size limits are checked from the header BEFORE any pixel is decoded (``too_large``;
+  ``too_small`` right after the animation check), so a decompression bomb costs only a
+  header parse. Pillow's own bomb check stays on
   as a second guard.
 * A file that ends early is ``truncated``. This relies on ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
   staying False; if anything sets it, decoding raises RuntimeError. Not detected
@@ -40,17 +50,42 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError, features
 # Register the decoders SUPPORTED_FORMATS names without loading every plugin.
-from PIL import JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin  # noqa: F401
+from PIL import (  # noqa: F401
+    AvifImagePlugin,
+    BmpImagePlugin,
+    GifImagePlugin,
+    Jpeg2KImagePlugin,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PcxImagePlugin,
+    PngImagePlugin,
+    PpmImagePlugin,
+    QoiImagePlugin,
+    SgiImagePlugin,
+    TgaImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
 
 from manifests.digests import sha256_hex
 
 RejectCode = Literal["empty", "undecodable", "truncated", "unsupported_format", "too_small", "too_large"]
 ImageFormat = Literal["jpeg", "png", "webp"]
 
-#: Pillow decoders tried; the JPEG decoder also opens MPO (multi-picture JPEG from phones).
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF")
+#: Pillow decoders tried (Pillow format names): "JPEG" also opens MPO (the multi-picture JPEG
+#: phones write), "PPM" also PGM, PBM and PNM.
+SUPPORTED_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "WEBP", "TIFF", "BMP", "DIB", "PPM", "GIF", "TGA", "JPEG2000", "QOI", "SGI", "PCX",
+) + (("AVIF",) if features.check("avif") else ())
+
+#: Formats whose extra frames are further still images, not animation: the first is decoded.
+MULTI_IMAGE_STILLS = ("MPO", "TIFF")
+
+
+#: Lower-case file extensions (with the dot) Pillow registers for :data:`SUPPORTED_FORMATS` and MPO.
+IMAGE_FILE_EXTENSIONS = tuple(sorted(ext for ext, fmt in Image.EXTENSION.items() if fmt in (*SUPPORTED_FORMATS, "MPO")))
 
 #: File extension (no dot, as in tar member names) for each encoded format.
 FILE_EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "png": "png", "webp": "webp"}
@@ -114,7 +149,9 @@ def decode_image(data: bytes, *, limits: DecodeLimits = DecodeLimits()) -> np.nd
     if len(data) > limits.max_bytes:
         raise ImageRejected("too_large", f"{len(data)} bytes > max_bytes {limits.max_bytes}")
     image = _open_header(data)
-    _check_size(image.size, limits)
+    _check_pixels(image.size, limits)
+    _check_still(image)
+    _check_side(image.size, limits)
     _load_pixels(image)
     icc = image.info.get("icc_profile")
     try:
@@ -220,10 +257,27 @@ def _identify_any_format(data: bytes) -> str | None:
         return None
 
 
-def _check_size(size: tuple[int, int], limits: DecodeLimits) -> None:
+def _check_pixels(size: tuple[int, int], limits: DecodeLimits) -> None:
     width, height = size
     if width * height > limits.max_pixels:
         raise ImageRejected("too_large", f"{width}x{height} = {width * height} px > max_pixels {limits.max_pixels}")
+
+
+def _check_still(image: Image.Image) -> None:
+    """Reject animations (module docstring); multi-image stills stay on their first image."""
+    try:
+        animated = bool(getattr(image, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        raise ImageRejected("undecodable", f"{image.format} frame table unreadable: {exc}") from exc
+    if animated and image.format not in MULTI_IMAGE_STILLS:
+        frames = getattr(image, "n_frames", "several")
+        raise ImageRejected(
+            "unsupported_format", f"animated {image.format} ({frames} frames): only still images are accepted"
+        )
+
+
+def _check_side(size: tuple[int, int], limits: DecodeLimits) -> None:
+    width, height = size
     if min(width, height) < limits.min_side:
         raise ImageRejected("too_small", f"{width}x{height}: shorter side < min_side {limits.min_side}")
 

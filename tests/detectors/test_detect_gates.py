@@ -77,8 +77,10 @@ def test_people_policies(redetect, group, group_det):
     assert rejected.reject_reason() == reasons.TOO_MANY_PEOPLE and rejected.usable_faces() == ()
     largest = redetect(group, GateConfig(people_policy="largest", min_inter_ocular_px=0.0, max_abs_yaw_deg=90.0,
                                          max_abs_pitch_deg=90.0))
-    assert len(largest.persons) == len(group_det.persons)
-    assert {f.person_index for f in largest.faces} == {0} and largest.usable_faces() == (0,)
+    assert len(largest.persons) == len(group_det.persons) and len(largest.faces) == len(group_det.faces)
+    # Faces are searched over the whole photo under every policy; "largest" uses person 0's only.
+    assert [largest.faces[i].person_index for i in largest.usable_faces()] == [0]
+    assert [p.pose_check for p in largest.persons[1:]] == [reasons.POSE_NOT_EXAMINED] * (len(largest.persons) - 1)
     assert len(group_det.usable_faces()) >= 2  # "each": several faces pass the default gates
 
 

@@ -43,7 +43,9 @@ def test_cli_prints_json_and_draws(tmp_path, capsys, no_network, astronaut_path)
     assert len(doc["persons"]) == 1 and doc["persons"][0]["detector"] == "yolo11n-pose"
     face = doc["faces"][0]
     assert len(face["landmarks"]) == 478 and {"yaw", "pitch", "roll", "box"} <= set(face)
-    assert len(doc["poses"][0]["landmarks"]) == 33
+    person = doc["persons"][0]
+    assert person["pose_source"] == "mediapipe" and len(person["pose"]) == 33 and len(person["pose"][0]) == 4
+    assert person["origin"] == "yolo" and len(person["outline"]) >= 8 and doc["dropped_faces"] == []
     assert doc["reject_reason"] is None and {v["code"] for v in doc["verdicts"]} >= {"no_person", "no_face"}
     drawing = cv2.imread(str(out))
     assert drawing.shape == (512, 512, 3)

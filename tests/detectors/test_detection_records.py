@@ -60,3 +60,22 @@ def test_rows_read_back_with_pandas_rebuild_the_record(tmp_path, astronaut_det, 
         rebuilt = PortraitDetections.from_row(row.to_dict())
         assert rebuilt.usable_faces() == det.usable_faces()
         assert rebuilt.reject_reason() == det.reject_reason()
+
+
+def test_persons_without_pose_and_derived_persons_round_trip(tmp_path, no_network, group):
+    import pandas as pd
+
+    from detectors.config import DetectorConfig, GateConfig
+    from detectors.portrait import PortraitDetector
+
+    with PortraitDetector(DetectorConfig(score_threshold=0.999), GateConfig()) as blind:
+        derived = blind.detect(group)  # every person derived from a face: no pose, null agreement
+    assert derived.persons and all(p.pose is None and p.pose_agreement is None for p in derived.persons)
+    rows = [{"source_id": "d", **derived.to_row()}]
+    pq.write_table(detections_table(rows), tmp_path / "d.parquet")
+    back = PortraitDetections.from_row(detection_rows(pq.read_table(tmp_path / "d.parquet"))[0])
+    assert back.to_row() == derived.to_row()
+    via_pandas = PortraitDetections.from_row(pd.read_parquet(tmp_path / "d.parquet").iloc[0].to_dict())
+    assert via_pandas.to_row() == derived.to_row()
+    for a, b in zip(back.persons, derived.persons):
+        assert a.origin == b.origin == "face" and a.outline.tobytes() == b.outline.tobytes()

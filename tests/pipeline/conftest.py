@@ -16,12 +16,12 @@ SAMPLES = {photo.name: photo.path for photo in sample_paths()}
 @pytest.fixture(scope="session")
 def detected() -> dict[str, tuple]:
     """name -> (RGB photo, PortraitDetections, source id) for astronaut, zidane and bus.jpg."""
-    from pipeline.detect_stage import load_detectors
+    from detectors.runtime import load_portrait_detector
     from pipeline.config import MirrorsetConfig
     from pipeline.imageio import content_id
 
     config = MirrorsetConfig()
-    detector = load_detectors(config.detector, config.gates)
+    detector = load_portrait_detector(config.detector, config.gates)
     try:
         found = {}
         for name in ("astronaut", "zidane", "bus"):

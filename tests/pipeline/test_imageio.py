@@ -17,6 +17,7 @@ from PIL import Image, JpegImagePlugin
 from manifests.digests import sha256_hex
 from pipeline.imageio import (
     FILE_EXTENSIONS,
+    IMAGE_FILE_EXTENSIONS,
     DecodeLimits,
     ImageRejected,
     content_id,
@@ -273,9 +274,80 @@ def test_decompression_bomb_is_rejected_from_the_header():
     assert _code(_png_header_only(1_000, 1_000)) == "undecodable"
 
 
-def test_gif_and_bmp_are_unsupported(hopper):
-    assert _code(_read_gif()) == "unsupported_format"
-    assert _code(_save(Image.fromarray(hopper), "BMP")) == "unsupported_format"
+# ---------------------------------------------------------------- formats, by content
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "PPM", "TIFF", "TGA", "QOI", "SGI", "PCX"])
+def test_lossless_still_formats_decode_exactly(hopper, fmt):
+    np.testing.assert_array_equal(decode_image(_save(Image.fromarray(hopper), fmt)), hopper)
+
+
+def test_pgm_eight_and_sixteen_bit_and_pbm(hopper):
+    gray = np.array(Image.fromarray(hopper).convert("L"))
+    np.testing.assert_array_equal(decode_image(_save(Image.fromarray(gray), "PPM"))[..., 1], gray)
+    sixteen = Image.fromarray(gray.astype(np.uint16) * 257)
+    assert _save(sixteen, "PPM")[:2] == b"P5"
+    np.testing.assert_array_equal(decode_image(_save(sixteen, "PPM"))[..., 0], gray)
+    bilevel = Image.fromarray(hopper).convert("1")
+    assert set(np.unique(decode_image(_save(bilevel, "PPM")))) == {0, 255}
+
+
+def test_still_gif_and_jpeg2000_decode(hopper):
+    palette = Image.fromarray(hopper).quantize(colors=128)
+    np.testing.assert_array_equal(decode_image(_save(palette, "GIF")), np.array(palette.convert("RGB")))
+    jp2 = decode_image(_save(Image.fromarray(hopper), "JPEG2000", irreversible=False))
+    np.testing.assert_array_equal(jp2, hopper)
+
+
+def test_format_is_decided_by_the_bytes_not_the_name(hopper, tmp_path):
+    path = tmp_path / "portrait.png"  # JPEG bytes under a PNG name
+    path.write_bytes(_save(Image.fromarray(hopper), "JPEG", quality=95))
+    assert _diff(load_image(path), hopper).mean() < 2.0
+    assert {".bmp", ".dib", ".ppm", ".pgm", ".pbm", ".pnm", ".jpg", ".jpeg", ".png", ".webp", ".tif", ".gif",
+            ".mpo"} <= set(IMAGE_FILE_EXTENSIONS)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_animations_are_rejected_with_their_frame_count(hopper, fmt):
+    frames = [Image.fromarray(np.ascontiguousarray(np.roll(hopper, 40 * i, axis=1))) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with pytest.raises(ImageRejected) as info:
+        decode_image(buffer.getvalue())
+    assert info.value.code == "unsupported_format" and f"animated {fmt}" in info.value.detail
+    assert "3 frames" in info.value.detail
+
+
+def test_the_animated_sample_gif_is_rejected_before_its_size():
+    with pytest.raises(ImageRejected) as info:
+        decode_image(_read_gif())  # 14 x 25 px: the animation is named, not the size
+    assert info.value.code == "unsupported_format" and "animated GIF" in info.value.detail
+
+
+def test_multi_page_tiff_keeps_its_first_page(hopper):
+    pages = [Image.fromarray(hopper), Image.fromarray(np.ascontiguousarray(hopper[::-1]))]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:])
+    np.testing.assert_array_equal(decode_image(buffer.getvalue()), hopper)
+
+
+def test_formats_that_run_programs_or_are_not_photos_are_unsupported(hopper):
+    assert _code(_save(Image.fromarray(hopper), "EPS")) == "unsupported_format"  # would run Ghostscript
+    assert _code(_save(Image.fromarray(hopper).resize((128, 128)), "ICO", sizes=[(128, 128)])) == "unsupported_format"
+
+
+def test_bmp_and_ppm_files_are_accepted_by_ingest(tmp_path):
+    from pipeline.ingest import ingest
+
+    astronaut = load_image(SAMPLES["astronaut"])
+    paths = []
+    for fmt, name in (("BMP", "portrait.bmp"), ("PPM", "portrait.ppm")):
+        (tmp_path / name).write_bytes(_save(Image.fromarray(astronaut), fmt))
+        paths.append(str(tmp_path / name))
+    results = list(ingest(paths))
+    assert [(r.status, r.width, r.height) for r in results] == [("accepted", 512, 512)] * 2
+    for path in paths:
+        np.testing.assert_array_equal(load_image(path), astronaut)
 
 
 def _read_gif() -> bytes:
