@@ -5,7 +5,7 @@ Workload: the sample portraits astronaut and grace_hopper, each scaled (bicubic)
 base frame is about 1024^2 (simulated pairs) and about 2.2 MP (professional-size pairs);
 faces detected once (not timed); per photo ``--edits`` chains sampled as the build does
 (``sample_chain`` with the build's seeds and strengths), planned in the 1024^2 crop frame
-and pasted (``make_edit``), ``--views`` views each (``sample_views``).
+and pasted as the simulated recipe does (``plan_in_crop`` + ``paste``), ``--views`` views each.
 
 Baseline, per pair (``pair_ms``): what making a pair cannot avoid once the edit exists:
 ``warpAffine`` of before, after and mask to the view (``apply_image`` x 2, ``apply_mask``),
@@ -101,7 +101,7 @@ def identity_levels() -> dict[str, dict[str, float]]:
     from detectors.portrait import PortraitDetector
     from pipeline.imageio import load_image
     from pipeline.sample_corpus import sample_paths
-    from pipeline.synthesis import EditRejected
+    from pipeline.recipes import EditRejected
     from warps.augment import transform_points
     from warps.catalog import ops_for_subset
     from warps.chain import OpCall
@@ -174,23 +174,49 @@ def _scene_at(image: np.ndarray, face: np.ndarray) -> dict[str, Any]:
             "crop_landmarks": Landmarks(face=alignment.to_crop(face))}  # fmt: skip
 
 
-def _pasted(scene: dict[str, Any], calls: list) -> np.ndarray:
-    """``after`` of ``calls`` planned in the crop frame and pasted into the scene (``make_edit``)."""
-    from pipeline.config import MirrorsetConfig
-    from pipeline.synthesis import make_edit
+def _edit(scene: dict[str, Any], calls: list, config: Any) -> Any:
+    """``calls`` planned in the crop frame and pasted into the scene as the simulated recipe
+    does: an object with ``after``, ``mask`` (the region) and ``field``."""
+    from types import SimpleNamespace
 
-    return make_edit(scene["image"], scene["alignment"], scene["crop_landmarks"], calls, MirrorsetConfig()).after
+    from pipeline.recipes.common import paste
+    from pipeline.recipes.simulated import plan_in_crop
+
+    image = scene["image"]
+    _, field, _ = plan_in_crop(scene["alignment"], scene["landmarks"], calls, config.simulated.warp, image.shape[:2])
+    pasted = paste(image, field, [], config.simulated.warp.region_threshold_px)
+    return SimpleNamespace(after=pasted.after, mask=pasted.region, field=field)
+
+
+def _pasted(scene: dict[str, Any], calls: list) -> np.ndarray:
+    """``after`` of ``calls`` planned in the crop frame and pasted into the scene."""
+    from pipeline.config import MirrorsetConfig
+
+    return _edit(scene, calls, MirrorsetConfig()).after
+
+
+def _views(edit: Any, size: tuple[int, int], config: Any, seeds: list[int]) -> list:
+    """The views the build would draw for ``edit`` (its region kept in view)."""
+    from pipeline.recipes import EditRejected
+    from warps.augment import AugmentError, sample_transform
+
+    ys, xs = np.nonzero(edit.mask)
+    box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    try:
+        return [sample_transform(np.random.Generator(np.random.PCG64(s)), size, config.simulated.augment, must_contain=box)
+                for s in seeds]  # fmt: skip
+    except AugmentError as exc:
+        raise EditRejected(exc.code, exc.detail) from exc
 
 
 def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> dict[str, Any]:
-    from detectors.geometry import cut
     from pipeline.config import MirrorsetConfig
-    from pipeline.fidelity import FACE_GROUPS, MESH_CROP_LONG_SIDE, allowed_groups, measure_view, moving_landmarks
+    from pipeline.fidelity import FACE_GROUPS, allowed_groups, measure_view, moving_landmarks
     from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, track_points
     from pipeline.fidelity_pixels import codec_noise, detail_ratio, outside_change, roi_in_view
     from pipeline.imageio import encode_jpeg, encode_png
     from pipeline.seeding import derive_seed
-    from pipeline.synthesis import EditRejected, make_edit, sample_views
+    from pipeline.recipes import EditRejected
     from warps.augment import apply_image, apply_mask
     from warps.chain import sample_chain
 
@@ -214,19 +240,20 @@ def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> di
             calls = sample_chain(rng, "simulated", min_ops=sim.min_ops, max_ops=sim.max_ops,
                                  strengths=sim.strengths, reads=("face478",))  # fmt: skip
             try:
-                edit = make_edit(before, scene["alignment"], scene["crop_landmarks"], calls, config)
-                transforms = sample_views(edit, size, config, [derive_seed(config.seed, "view", index, edit_index, v)
-                                                               for v in range(views)])  # fmt: skip
+                edit = _edit(scene, calls, config)
+                transforms = _views(edit, size, config, [derive_seed(config.seed, "view", index, edit_index, v)
+                                                         for v in range(views)])  # fmt: skip
             except EditRejected:
                 continue
             names = [c.name for c in calls]
             field, after, lms = edit.field, edit.after, scene["landmarks"]
             moving = moving_landmarks(names)
-            qa = timed("measure_edit", lambda: models.measure_edit(reference, before, after, field, edit.mask, names))
+            qa = timed("measure_edit", lambda: models.measure_edit(reference, before, after, field, edit.mask, names,
+                                                                   diagnostics=False))  # as the build calls it
             timed("field_summary", lambda: field_summary(field))
             timed("collateral", lambda: collateral_ratio(lms, field.forward_points(lms), FACE_GROUPS,
                                                          allowed_groups(names), target=moving))  # fmt: skip
-            timed("redetect", lambda: models.mesh.detect(cut(after, reference.window, MESH_CROP_LONG_SIDE).pixels))
+            timed("redetect", lambda: models.mesh.detect(after, reference.window))
             timed("flow_track", lambda: track_points(before, after, lms[moving]))
             timed("detail_ratio", lambda: detail_ratio(before, after, field))
             timed("embed", lambda: models.embedder.embed(after, lms))

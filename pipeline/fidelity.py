@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from detectors.face_mesh import FaceMeshDetector
-from detectors.geometry import cut
+from detectors.geometry import Roi
 from detectors.identity import DlibEmbedder, OnnxEmbedder, identity_similarity
 from detectors.records import ModelId
 from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, motion_gain, track_points
@@ -65,10 +65,9 @@ FACE_GROUPS: dict[str, tuple[int, ...]] = {
     "lips": catalog.LIPS,
 }  # fmt: skip
 _IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-#: Side of the square FaceMesh re-detection window, in face-landmark extents.
-MESH_WINDOW_SCALE = 1.6
-#: The window is resized so its long side is at most this (as the detector's face crops).
-MESH_CROP_LONG_SIDE = 512
+#: Side of the square FaceMesh re-detection window, in face-landmark extents (FaceMesh's own
+#: ROI is 1.5 x the face detector's box, which is smaller than the mesh's extent).
+MESH_WINDOW_SCALE = 1.25
 
 
 def moving_landmarks(op_names: Sequence[str]) -> np.ndarray:
@@ -94,13 +93,13 @@ def allowed_groups(op_names: Sequence[str], groups: Mapping[str, Sequence[int]] 
 class FaceReference:
     """Per-face work shared by all edits of one face in one base frame.
 
-    ``landmarks`` (478, 2) as the edits were planned from; ``window`` (x0, y0, x1, y1) the
-    square re-detection window; ``mesh`` (478, 2) FaceMesh re-detected in ``before`` inside
-    that window, or None; ``embedding`` (D,) float32 of ``before``.
+    ``landmarks`` (478, 2) as the edits were planned from; ``window`` the upright square
+    region FaceMesh re-detects in (``detectors.geometry.Roi``); ``mesh`` (478, 2) FaceMesh
+    re-detected in ``before`` there, or None; ``embedding`` (D,) float32 of ``before``.
     """
 
     landmarks: np.ndarray
-    window: tuple[float, float, float, float]
+    window: Roi
     mesh: np.ndarray | None
     embedding: np.ndarray
 
@@ -243,23 +242,24 @@ class FidelityModels:
             codec_noise=codec_noise(before, region, roi_in_view(field.roi, _IDENTITY), quality=jpeg_quality),
         )
 
-    def _redetect(self, rgb: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray | None:
-        crop = cut(rgb, window, MESH_CROP_LONG_SIDE)
-        found = None if crop is None else self.mesh.detect(crop.pixels)
-        return None if found is None else crop.from_normalized(found.points)[:, :2]
+    def _redetect(self, rgb: np.ndarray, window: Roi) -> np.ndarray | None:
+        found = self.mesh.detect(rgb, window)
+        return None if found is None else found[:, :2]
 
     def _check_loaded(self) -> None:
         if not self._loaded:
             raise RuntimeError("FidelityModels used before load()")
 
 
-def face_window(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """Square (x0, y0, x1, y1) of :data:`MESH_WINDOW_SCALE` times the landmarks' larger extent,
-    centred on their bounding box."""
+def face_window(landmarks: np.ndarray) -> Roi:
+    """The upright square FaceMesh re-detects in: centred on the landmarks' bounding box, side
+    :data:`MESH_WINDOW_SCALE` times their larger extent, turned by the eye line."""
     (x0, y0), (x1, y1) = landmarks.min(axis=0), landmarks.max(axis=0)
-    half = 0.5 * MESH_WINDOW_SCALE * max(x1 - x0, y1 - y0)
-    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+    right = landmarks[list(catalog.RIGHT_EYE)].mean(axis=0)
+    left = landmarks[list(catalog.LEFT_EYE)].mean(axis=0)
+    dx, dy = float(left[0] - right[0]), float(left[1] - right[1])
+    rotation = -float(np.arctan2(-dy, dx))
+    return Roi(float(0.5 * (x0 + x1)), float(0.5 * (y0 + y1)), float(MESH_WINDOW_SCALE * max(x1 - x0, y1 - y0)), rotation)
 
 
 def measure_view(

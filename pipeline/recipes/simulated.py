@@ -25,13 +25,14 @@ import numpy as np
 
 from detectors.gates import inter_ocular
 from detectors.records import PortraitDetections
-from pipeline.alignment import align_face
+from pipeline.alignment import FaceAlignment, align_face
 from pipeline.framing import BaseFrame, FramingRejected, face_frame, photo_frame
 from pipeline.recipes import Edit, EditFamily, EditRejected, Target, TargetReject
 from pipeline.recipes.common import paste, scale_field, strength_ramp
 from pipeline.seeding import derive_seed, rng_for
 from warps.catalog import MissingLandmarks, OpCall, ops_for_subset
-from warps.chain import FoldError, plan_chain, sample_chain
+from warps.chain import ChainPlan, FoldError, WarpSettings, plan_chain, sample_chain
+from warps.field import WarpField
 from warps.landmarks import Landmarks
 
 
@@ -114,18 +115,8 @@ class SimulatedRecipe:
             )
         else:
             calls = [OpCall(rung[1], rung[2])]
-        size = alignment.size
-        try:
-            plan = plan_chain((size, size), Landmarks(face=alignment.to_crop(face)), calls, settings=sim.warp, window=True)
-        except FoldError as exc:
-            raise EditRejected("fold", str(exc)) from exc
-        except MissingLandmarks as exc:
-            raise EditRejected("missing_landmarks", str(exc)) from exc
         h, w = frame.image.shape[:2]
-        field = plan.field.reframe(alignment.matrix, (h, w))
-        if field.is_identity:
-            raise EditRejected("empty_region", "the pasted warp moves no pixel of the base frame")
-        op_fields = [f.reframe(alignment.matrix, (h, w)) for f in plan.op_fields]
+        plan, field, op_fields = plan_in_crop(alignment, face, calls, sim.warp, (h, w))
         record = {"ops_frame": "crop", "crop": alignment.to_record(), "strength_map": None}
         strength = None
         if rung is None and rng.random() < sim.spatial_strength.probability:
@@ -172,3 +163,24 @@ class SimulatedRecipe:
             )  # fmt: skip
         except FramingRejected as exc:
             raise EditRejected(exc.code, exc.detail) from exc
+
+
+def plan_in_crop(
+    alignment: FaceAlignment, face: np.ndarray, calls: list[OpCall], warp: WarpSettings, shape: tuple[int, int]
+) -> tuple[ChainPlan, WarpField, list[WarpField]]:
+    """Plan ``calls`` on ``face`` (478, 2, base frame) in the crop frame of ``alignment`` and
+    reframe the chain's field, and each op's, into a base frame of ``shape`` (h, w): the paste-back.
+
+    Raises EditRejected (``fold``, ``missing_landmarks``, ``empty_region``).
+    """
+    size = alignment.size
+    try:
+        plan = plan_chain((size, size), Landmarks(face=alignment.to_crop(face)), calls, settings=warp, window=True)
+    except FoldError as exc:
+        raise EditRejected("fold", str(exc)) from exc
+    except MissingLandmarks as exc:
+        raise EditRejected("missing_landmarks", str(exc)) from exc
+    field = plan.field.reframe(alignment.matrix, shape)
+    if field.is_identity:
+        raise EditRejected("empty_region", "the pasted warp moves no pixel of the base frame")
+    return plan, field, [f.reframe(alignment.matrix, shape) for f in plan.op_fields]

@@ -16,7 +16,7 @@ from detectors.portrait import PortraitDetector
 from pipeline.alignment import align_face
 from pipeline.imageio import load_image
 from pipeline.sample_corpus import sample_paths
-from pipeline.synthesis import base_frame
+from pipeline.framing import photo_frame
 from warps.augment import transform_points
 from warps.catalog import ops_for_subset
 from warps.chain import OpCall, plan_chain
@@ -100,7 +100,7 @@ def test_strong_edits_lower_the_score_only_a_little(embedder: DlibEmbedder, peop
     edited = []
     for name in ("astronaut0", "grace0"):
         photo, face = people[name]
-        base = base_frame(photo, 1024)
+        base = photo_frame(photo, 1024)
         landmarks = base.from_photo(face)
         alignment = align_face(landmarks, 1024)  # plan in the 1024^2 crop frame, as the build does
         crop_landmarks = Landmarks(face=alignment.to_crop(landmarks))

@@ -8,6 +8,8 @@ checked against the code that produced it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import cv2
@@ -34,8 +36,10 @@ from pipeline.fidelity import (
 )
 from pipeline.fidelity_geometry import FieldSummary, align_err_px, collateral_ratio, field_summary, motion_gain
 from pipeline.fidelity_pixels import block_aligned, detail_ratio, jpeg_round_trip, outside_change, roi_in_view
-from pipeline.synthesis import Edit, base_frame, make_edit, sample_views
-from warps.augment import SpatialTransform, apply_image, apply_mask
+from pipeline.framing import photo_frame
+from pipeline.recipes.common import paste
+from pipeline.recipes.simulated import plan_in_crop
+from warps.augment import SpatialTransform, apply_image, apply_mask, sample_transform
 from warps.chain import OpCall
 from warps.field import WarpField
 from warps.landmarks import Landmarks
@@ -43,11 +47,20 @@ from warps.landmarks import Landmarks
 CONFIG = MirrorsetConfig()
 
 
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """An edit made the way the simulated recipe makes it: ``after``, region ``mask``, ``field``."""
+
+    after: np.ndarray
+    mask: np.ndarray
+    field: WarpField
+
+
 class Scene:
     """One face of a real photo in the build's frames: base image, base landmarks, crop alignment."""
 
     def __init__(self, photo: np.ndarray, face: np.ndarray) -> None:
-        self.base = base_frame(photo, CONFIG.simulated.base_long_side)
+        self.base = photo_frame(photo, CONFIG.simulated.framing.photo_long_side)
         self.landmarks = self.base.from_photo(face)
         self.alignment = align_face(self.landmarks, CONFIG.simulated.crop_size)
         self.crop_landmarks = Landmarks(face=self.alignment.to_crop(self.landmarks))
@@ -57,11 +70,16 @@ class Scene:
         return self.base.image
 
     def edit(self, *calls: OpCall) -> Edit:
-        return make_edit(self.image, self.alignment, self.crop_landmarks, list(calls), CONFIG)
+        _, field, _ = plan_in_crop(self.alignment, self.landmarks, list(calls), CONFIG.simulated.warp, self.image.shape[:2])
+        pasted = paste(self.image, field, [], CONFIG.simulated.warp.region_threshold_px)
+        return Edit(pasted.after, pasted.region, field)
 
     def views(self, edit: Edit, count: int) -> list[SpatialTransform]:
         size = (self.image.shape[1], self.image.shape[0])
-        return sample_views(edit, size, CONFIG, [1000 + i for i in range(count)])
+        ys, xs = np.nonzero(edit.mask)
+        box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+        return [sample_transform(np.random.Generator(np.random.PCG64(1000 + i)), size, CONFIG.simulated.augment,
+                                 must_contain=box) for i in range(count)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +118,12 @@ def test_align_err_is_small_for_true_views_and_flags_a_shift_or_a_wrong_matrix(s
 
     for t in scene.views(mouth_up, 4):
         before, after = apply_image(t, scene.image), apply_image(t, mouth_up.after)
-        assert err(t, before, after, t.matrix) < 0.25
+        assert err(t, before, after, t.matrix) < 0.5  # the target: p99 <= 0.5 px
         assert 0.8 < err(t, before, _shifted(after, 1.0, 0.0), t.matrix) < 1.5  # after 1 px off
         assert 0.8 < err(t, _shifted(before, 0.0, -1.0), after, t.matrix) < 1.5  # before 1 px off
         wrong = t.matrix.copy()
         wrong[:, 2] += (0.7, 0.7)  # the record's matrix is not the applied one (1 px)
-        assert 0.8 < err(t, before, after, wrong) < 1.5
+        assert 0.8 < err(t, before, after, wrong) < 2.5  # p99 of the flow: the tail can read up to twice the shift
 
 
 # --- field summary ---------------------------------------------------------------------------
