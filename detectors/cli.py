@@ -41,7 +41,7 @@ def _detect(args: argparse.Namespace) -> int:
     from detectors.config import DetectorConfig, GateConfig
     from detectors.draw import render
     from detectors.runtime import load_portrait_detector
-    from manifests.markers import write_bytes_atomic
+    from manifests.storage import write_file
     from pipeline.imageio import ImageRejected, load_image
 
     config = DetectorConfig()
@@ -72,7 +72,7 @@ def _detect(args: argparse.Namespace) -> int:
                 ok, encoded = cv2.imencode(out.suffix or ".png", cv2.cvtColor(render(rgb, record), cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise ValueError(f"cannot encode drawing as {out.suffix!r}")
-                write_bytes_atomic(out, encoded.tobytes())
+                write_file(out, encoded.tobytes())
     finally:
         detector.close()
     return 1 if failures else 0

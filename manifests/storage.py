@@ -284,3 +284,9 @@ def dumps_json(obj: Any) -> bytes:
 
 def _rebuild_store(url: str, storage_options: dict[str, Any]) -> Store:
     return Store(url, **storage_options)
+
+
+def write_file(path: str, data: bytes) -> Written:
+    """Commit ``data`` to the local or remote file ``path`` (any folder; see :class:`Store`)."""
+    folder, _, name = str(path).rstrip("/").rpartition("/")
+    return Store(folder or ".").write_bytes(name, data)

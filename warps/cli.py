@@ -78,7 +78,7 @@ def _ops(args: argparse.Namespace) -> int:
 
 
 def _warp(args: argparse.Namespace) -> int:
-    from manifests.markers import write_bytes_atomic
+    from manifests.storage import write_file
     from pipeline.imageio import encode_jpeg, encode_png, load_image
     from warps.catalog import OpCall
     from warps.chain import plan_chain
@@ -96,9 +96,9 @@ def _warp(args: argparse.Namespace) -> int:
     plan = plan_chain(image.shape[:2], landmarks, calls)
     after = plan.field.apply(image)
     data = encode_png(after) if args.out.suffix.lower() == ".png" else encode_jpeg(after, 95)
-    write_bytes_atomic(args.out, data)
+    write_file(args.out, data)
     if args.region is not None:
-        write_bytes_atomic(args.region, encode_png(plan.region.mask))
+        write_file(args.region, encode_png(plan.region.mask))
     for record in plan.records:
         note = " (clamped)" if record.clamped else ""
         print(f"{record.name}: strength {record.applied_strength}/{record.requested_strength}{note}, "

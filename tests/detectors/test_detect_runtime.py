@@ -11,12 +11,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from detectors.config import DetectorConfig, GateConfig
 from detectors.records import PortraitDetections
-from pipeline.detect_stage import DetectStage, chunk_part_path, plan_chunks
+from manifests.schema import detections_part_path
+from manifests.storage import Store
+from pipeline.detect_stage import DetectStage, plan_chunks
 from pipeline.imageio import DecodeLimits, content_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +37,15 @@ def test_detect_cli_gives_the_build_stage_numbers(tmp_path, no_network):
     cli = _fresh_python(["-m", "pipeline.cli", "detect", str(GROUP), "--json"], OMP_NUM_THREADS="8")
     doc = json.loads(next(line for line in cli.stdout.splitlines() if line.startswith("{")))
     source_id = content_id(GROUP.read_bytes())
-    stage = DetectStage(tmp_path, DetectorConfig(), GateConfig(), DecodeLimits())
+    store = Store(str(tmp_path))
+    stage = DetectStage(store, DetectorConfig(), GateConfig(), DecodeLimits())
     stage.setup()
     try:
-        chunk = plan_chunks([(source_id, str(GROUP))], 1)[0]
+        chunk = plan_chunks([(source_id, str(GROUP))], set(), 1, 0)[0]
         stage.process_batch([chunk])
     finally:
         stage.teardown()
-    row = pq.read_table(chunk_part_path(tmp_path, chunk.index)).to_pylist()[0]
+    row = store.read_table(detections_part_path(chunk.index)).to_pylist()[0]
     built = PortraitDetections.from_row(row)
     assert len(doc["faces"]) == len(built.faces) == 6 and len(doc["persons"]) == len(built.persons)
     for face_doc, face in zip(doc["faces"], built.faces):
