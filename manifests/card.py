@@ -53,7 +53,8 @@ def card_text(store: Store, summary: dict[str, Any], plots: list[str], name: str
     """The whole card: YAML header and Markdown body."""
     config = store.read_json(CONFIG_FILE) or {}
     dataset = store.read_json(DATASET_FILE) or {}
-    shard_bytes = {s: sum(m["files"]["tar"]["bytes"] for m in read_markers(store, s).values()) for s in summary["subsets"]}
+    markers = {s: read_markers(store, s) for s in summary["subsets"]}
+    shard_bytes = {s: sum(m["files"]["tar"]["bytes"] for m in markers[s].values()) for s in markers}
     sections = [
         _header(summary, name),
         _intro(summary, shard_bytes, name),
@@ -62,7 +63,7 @@ def card_text(store: Store, summary: dict[str, Any], plots: list[str], name: str
         _rejects(summary),
         _qa(summary),
         _plots(plots),
-        _loading(summary),
+        _loading(summary, {s: max(markers[s], default=0) for s in markers}),
         _datasheet(summary, config),
         _personal_data(),
         _reproduce(config, dataset),
@@ -227,9 +228,9 @@ def _plots(plots: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _loading(summary: dict[str, Any]) -> str:
+def _loading(summary: dict[str, Any], last_shard: dict[str, int]) -> str:
     subset = next(iter(summary["subsets"]))
-    last = summary["subsets"][subset]["shards"] - 1
+    last = last_shard[subset]
     return f"""## How to load
 
 `ROOT` is where this dataset lives (a folder, or an `s3://` / `gs://` URI with fsspec installed).

@@ -170,6 +170,9 @@ def verify(
     if not store.exists(CONFIG_FILE) and not store.list(MARKERS_DIR, ".json"):
         raise FileNotFoundError(f"{store.url} holds no mirrorset dataset (no {CONFIG_FILE}, no markers)")
     chosen = [check_subset(s) for s in subsets] if subsets else [s for s in SUBSETS if _has_subset(store, s)]
+    absent = [s for s in chosen if not _has_subset(store, s)]
+    if absent:
+        raise ValueError(f"{store.url} holds no {' or '.join(absent)} subset")
     problems: list[Problem] = []
     tasks: list[ShardCheck] = []
     for subset in chosen:

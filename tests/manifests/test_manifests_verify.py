@@ -10,6 +10,7 @@ import pytest
 
 from manifests.parquet import encode_rows
 from manifests.schema import PAIRS_SCHEMA
+from manifests.stats import stats
 from manifests.verify import verify
 from pipeline.cli import main
 
@@ -153,6 +154,7 @@ def test_an_object_store_root_verifies_with_etags(example_root, s3_server, s3_bu
     assert report.ok, report.summary()
     assert all("etag" in r and "mtime_ns" not in r for r in report.shards)
     assert json.loads(Store(root, **s3_server).read_bytes("verify.json"))["ok"] is True
+    assert stats(root, s3_server) == stats(str(example_root))
     data = bytearray((example_root / SIM_TAR).read_bytes())
     with tarfile.open(example_root / SIM_TAR) as tar:
         info = next(i for i in tar.getmembers() if i.name.endswith("after.jpg"))
