@@ -1,11 +1,12 @@
 """Check one committed shard against its marker, its manifests parts and its plan.
 
 :func:`check_shard` is the unit of work of ``mirrorset verify`` (one task per shard). In
-full mode it reads the tar *once*, sequentially: the sha256 of the whole tar and of every
-member are computed from the same bytes as they are read, then compared with the marker
-and with the pairs rows' sha256 columns. Memory holds one shard's rows and one member at a
-time, never anything of another shard. Quick mode checks sizes, markers and Parquet
-footers and reads no tar byte.
+full mode it reads the tar *once*, sequentially: a prefetch thread reads it in 4 MiB blocks
+and hashes each block for the whole-tar sha256 while the caller parses members and hashes
+each of them, so both digests come from the same bytes as they are read; they are compared
+with the marker and with the pairs rows' sha256 columns. Memory holds one shard's rows, a
+few blocks and one member at a time, never anything of another shard. Quick mode checks
+sizes, markers and Parquet footers and reads no tar byte.
 
 Every finding is a :class:`Problem` (codes in ``PROBLEM_CODES``); a shard never stops at
 its first problem, and at most ``MAX_PROBLEMS`` are listed per shard (then one
