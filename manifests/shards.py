@@ -130,31 +130,94 @@ class ShardTarWriter:
             tar.close()  # end-of-archive blocks; a stream it did not open stays open
 
 
+#: Bytes the reader asks its stream for at a time (one large read, then members are sliced).
+READ_SIZE = 1 << 22
+
+#: Header types of pax / GNU extensions, which :class:`ShardTarWriter` never writes.
+_EXTENDED_TYPES = frozenset({
+    tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.GNUTYPE_SPARSE,
+})  # fmt: skip
+
+
 def iter_tar_members(stream: BinaryIO, name: str = "<tar>") -> Iterator[TarMember]:
     """Yield the regular-file members of the tar read sequentially from ``stream``.
 
-    One pass, bounded memory (one member at a time); nothing is extracted to the
-    filesystem. Raises :class:`UnsafeTarError` (``name`` says which tar) for an absolute
-    or ``..`` name, a link, device, fifo or directory member, a corrupt header, or
-    non-zero bytes after the last readable member (a damaged header ends tarfile's
-    listing silently; this makes it loud). The stream is read to its end.
+    One pass in reads of ``READ_SIZE`` bytes (so a wrapper that hashes what it hands out
+    sees few large blocks), bounded memory (one member and one read at a time); nothing
+    is extracted to the filesystem. Raises :class:`UnsafeTarError` (``name`` says which
+    tar) for an absolute or ``..`` name, a link, device, fifo or directory member, a pax
+    or GNU extended header (never written by :class:`ShardTarWriter`), a corrupt header,
+    a truncated member, or non-zero bytes after the last readable member (a damaged
+    header ends the listing, as in tarfile; this makes it loud). The stream is read to
+    its end.
     """
-    try:
-        tar = tarfile.open(fileobj=stream, mode="r|")
-    except tarfile.TarError as exc:
-        raise UnsafeTarError(f"{name}: not a readable tar: {exc}") from exc
+    reader = _BlockReader(stream)
     while True:
+        offset = reader.offset
+        header = reader.take(tarfile.BLOCKSIZE)
+        if not header:
+            return  # the stream ends at a member boundary without end-of-archive blocks
         try:
-            info = tar.next()
-        except tarfile.TarError as exc:
-            raise UnsafeTarError(f"{name}: corrupt tar at byte {tar.offset}: {exc}") from exc
-        if info is None:
-            break
+            if len(header) < tarfile.BLOCKSIZE:
+                raise tarfile.TruncatedHeaderError("truncated header")
+            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        except tarfile.EOFHeaderError:
+            _check_zero_tail(name, reader, offset)
+            return
+        except tarfile.HeaderError as exc:
+            if offset == 0:
+                raise UnsafeTarError(f"{name}: not a readable tar: {exc}") from exc
+            _check_zero_tail(name, reader, offset, header)  # raises: the header is not all zeros
+            return
+        if info.type in _EXTENDED_TYPES:
+            raise UnsafeTarError(
+                f"{name}: member {info.name!r} at byte {offset} has an extended (pax/GNU) header "
+                f"(type {info.type!r}), which mirrorset shards never hold"
+            )
         _check_member(name, info)
-        extracted = tar.extractfile(info)
-        assert extracted is not None
-        yield TarMember(info.name, extracted.read())
-    _check_zero_tail(name, tar.fileobj, tar.offset)
+        data = reader.take(info.size)
+        padding = -info.size % tarfile.BLOCKSIZE
+        if len(data) < info.size or len(reader.take(padding)) < padding:
+            raise UnsafeTarError(
+                f"{name}: member {info.name!r} at byte {offset} is truncated "
+                f"({len(data)} of {info.size} bytes before the end of the stream)"
+            )
+        yield TarMember(info.name, data)
+
+
+class _BlockReader:
+    """Hands out exact byte counts from a stream read in ``READ_SIZE`` blocks."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._block = b""
+        self._pos = 0
+        self.offset = 0  # tar offset of the next byte handed out
+
+    def take(self, size: int) -> bytes:
+        """The next ``size`` bytes (fewer only at the end of the stream)."""
+        end = self._pos + size
+        if end <= len(self._block):
+            out = self._block[self._pos : end]
+            self._pos = end
+        else:
+            parts = [self._block[self._pos :]]
+            got = len(parts[0])
+            self._block, self._pos = b"", 0
+            while got < size:
+                block = self._stream.read(max(READ_SIZE, size - got))
+                if not block:
+                    break
+                need = size - got
+                if len(block) > need:
+                    self._block, self._pos = block, need
+                    block = block[:need]
+                parts.append(block)
+                got += len(block)
+            out = b"".join(parts)
+        self.offset += len(out)
+        return out
 
 
 def _check_member(path: str, info: tarfile.TarInfo) -> None:
@@ -168,10 +231,11 @@ def _check_member(path: str, info: tarfile.TarInfo) -> None:
         raise UnsafeTarError(f"{path}: member {name!r} is a {kind} (type {info.type!r})")
 
 
-def _check_zero_tail(name: str, stream: object, offset: int) -> None:
-    """The rest of the tar stream (after the end-of-archive marker) must be zero bytes."""
+def _check_zero_tail(name: str, reader: _BlockReader, offset: int, first: bytes = b"") -> None:
+    """Everything from ``offset`` (``first``, then the rest of the stream) must be zero bytes."""
     position = offset
-    while chunk := stream.read(1 << 16):  # type: ignore[attr-defined]
+    chunk = first
+    while True:
         stripped = chunk.lstrip(b"\0")
         if stripped:
             bad = position + len(chunk) - len(stripped)
@@ -180,3 +244,6 @@ def _check_zero_tail(name: str, stream: object, offset: int) -> None:
                 f"byte {bad}: a corrupt header or trailing garbage"
             )
         position += len(chunk)
+        chunk = reader.take(READ_SIZE)
+        if not chunk:
+            return

@@ -232,7 +232,7 @@ class Store:
             discard = getattr(raw, "discard", None)
             if callable(discard):
                 discard()  # abort the multipart upload: nothing is created
-                raw.closed = True  # and nothing is flushed when the file object is collected
+                raw.closed = True  # a discarded file must not flush (and fail) when collected
             else:
                 raw.close()
                 self.fs.rm(target)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from manifests.index import write_shard_index
 from manifests.parquet import encode_rows, read_parts
 from manifests.schema import (
     DETECTIONS_DIR,
@@ -396,22 +397,6 @@ def _run_shards(
         backend, stage, tasks, label=lambda t: shard_name(t.subset, t.index),
         max_retries=config.cluster.max_retries, progress=progress, unit="shard",
     )  # fmt: skip
-
-
-def write_shard_index(store: Store, subset: str) -> dict[str, Any]:
-    """``shards/<subset>/index.json`` (wids-shard-index-v1) from the subset's markers."""
-    from manifests.markers import read_markers
-
-    shardlist = []
-    for index, marker in sorted(read_markers(store, subset).items()):
-        tar = marker["files"]["tar"]
-        shardlist.append({
-            "url": tar["path"].rsplit("/", 1)[-1], "nsamples": marker["counts"]["pairs"],
-            "filesize": tar["bytes"], "sha256": tar["sha256"],
-        })  # fmt: skip
-    index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": subset, "shardlist": shardlist}
-    store.write_json(shard_index_path(subset), index)
-    return index
 
 
 def _write_dataset_json(store: Store, report: BuildReport, recorded: dict[str, Any]) -> None:

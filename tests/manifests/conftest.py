@@ -1,22 +1,67 @@
-"""Fixtures of the manifests tests; builders live in manifests_builders.py."""
+"""Fixtures of the manifests tests: one real example build (``manifests.example``), made once.
+
+The build runs the whole pipeline on the sample corpus (both subsets, ~30 s); tests that
+change files work on a copy (``root_copy``).
+"""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import skimage.data
 
-from manifests_builders import write_build
+from manifests.example import build_example, describe_example
 
 
 @pytest.fixture(scope="session")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
+def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example dataset root, with its card, croissant.json and preview written. Read only."""
+    root = tmp_path_factory.mktemp("example") / "root"
+    build_example(str(root))
+    describe_example(str(root))
+    return root
 
 
 @pytest.fixture
-def build(tmp_path: Path, astronaut: np.ndarray) -> tuple[Path, list[dict]]:
-    out = tmp_path / "out"
-    return out, write_build(out, astronaut)
+def root_copy(example_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the example root that a test may change."""
+    copy = tmp_path / "root"
+    shutil.copytree(example_root, copy)
+    (copy / "verify.json").unlink(missing_ok=True)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, object]]:
+    """A moto S3 server on 127.0.0.1 (free port); yields the storage options for ``Store``."""
+    import os
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+        os.environ.setdefault(name, value)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {"endpoint_url": f"http://127.0.0.1:{port}", "key": "testing", "secret": "testing",
+               "use_listings_cache": False}  # fmt: skip
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, object], request: pytest.FixtureRequest) -> str:
+    """A fresh empty bucket; returns its ``s3://`` URL."""
+    import fsspec
+
+    fs = fsspec.filesystem("s3", **s3_server)
+    name = "test-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    fs.mkdir(name)
+    return f"s3://{name}"

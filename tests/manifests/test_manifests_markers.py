@@ -3,61 +3,46 @@ import json
 
 import pytest
 
-from manifests.markers import is_complete, read_markers, write_marker
-from manifests.schema import marker_path, pairs_part_path, shard_tar_path
+from manifests.markers import is_complete, marker_mismatches, read_marker, read_markers, write_marker
+from manifests.storage import Store
 
 
-def test_marker_records_hashes_counts_and_payload(build):
-    out, rows = build
-    marker = json.loads(marker_path(out, "simulated", 0).read_text())
-    tar = shard_tar_path(out, "simulated", 0)
-    part = pairs_part_path(out, "simulated", 0)
-    assert marker["tar"] == {"path": "shards/simulated/simulated-000000.tar", "bytes": tar.stat().st_size,
-                             "sha256": hashlib.sha256(tar.read_bytes()).hexdigest()}
-    assert marker["part"]["sha256"] == hashlib.sha256(part.read_bytes()).hexdigest()
-    n = sum(r["shard"] == "simulated-000000" for r in rows)
-    assert marker["counts"] == {"pairs": n, "members": 4 * n}
-    assert marker["timings"] == {"total_s": 1.5}
-    assert marker["shard"] == "simulated-000000"
-    text = marker_path(out, "simulated", 0).read_text()
+def _shard(store: Store, index: int) -> dict:
+    files = {
+        "tar": store.write_bytes(f"shards/simulated/simulated-{index:06d}.tar", b"t" * (100 + index)),
+        "pairs": store.write_bytes(f"manifests/pairs/subset=simulated/part-{index:06d}.parquet", b"p" * 10),
+    }
+    write_marker(store, "simulated", index, files, {"pairs": 4, "planned": 5, "rejects": 1}, {"timings": {"s": 1.5}})
+    return files
+
+
+def test_marker_records_what_was_written(tmp_path):
+    store = Store(str(tmp_path))
+    _shard(store, 3)
+    marker = read_marker(store, "simulated", 3)
+    assert marker["files"]["tar"] == {"path": "shards/simulated/simulated-000003.tar", "bytes": 103,
+                                      "sha256": hashlib.sha256(b"t" * 103).hexdigest()}  # fmt: skip
+    assert marker["counts"] == {"pairs": 4, "planned": 5, "rejects": 1}
+    assert (marker["shard"], marker["schema_version"], marker["timings"]) == ("simulated-000003", 2, {"s": 1.5})
+    text = (tmp_path / "_markers" / "simulated-000003.json").read_text()
     assert text == json.dumps(marker, sort_keys=True, indent=2) + "\n"
+    with pytest.raises(ValueError, match="reserved"):
+        write_marker(store, "simulated", 4, {}, {}, {"counts": 1})
 
 
-def test_read_markers_by_index(build):
-    out, _ = build
-    assert sorted(read_markers(out, "simulated")) == [0, 1]
-    assert sorted(read_markers(out, "professional")) == [0]
-
-
-def test_is_complete_checks_sizes_cheaply_and_hashes_on_request(build):
-    out, _ = build
-    assert is_complete(out, "simulated", 1)
-    assert is_complete(out, "simulated", 1, full_hash=True)
-    assert not is_complete(out, "simulated", 2)
-    tar = shard_tar_path(out, "simulated", 1)
-    data = bytearray(tar.read_bytes())
-    data[2000] ^= 0xFF
-    tar.write_bytes(bytes(data))
-    assert is_complete(out, "simulated", 1)
-    assert not is_complete(out, "simulated", 1, full_hash=True)
-    part = pairs_part_path(out, "simulated", 0)
-    part.write_bytes(part.read_bytes()[:-10])
-    assert not is_complete(out, "simulated", 0)
-    shard_tar_path(out, "professional", 0).unlink()
-    assert not is_complete(out, "professional", 0)
-
-
-def test_marker_refuses_reserved_payload_keys_and_missing_files(build):
-    out, _ = build
-    with pytest.raises(ValueError, match=r"reserved key\(s\) \['counts'\]"):
-        write_marker(out, "simulated", 0, {"counts": {}})
-    with pytest.raises(FileNotFoundError, match="simulated-000005.tar"):
-        write_marker(out, "simulated", 5)
-    assert not marker_path(out, "simulated", 5).exists()
-
-
-def test_corrupt_marker_is_a_clear_error(build):
-    out, _ = build
-    marker_path(out, "simulated", 0).write_text("{not json")
-    with pytest.raises(ValueError, match="simulated-000000.json is not valid JSON"):
-        is_complete(out, "simulated", 0)
+def test_completeness_compares_sizes_and_optionally_hashes(tmp_path):
+    store = Store(str(tmp_path))
+    _shard(store, 0)
+    _shard(store, 1)
+    (tmp_path / "_markers" / "professional-000000.json").write_text("{}")
+    assert sorted(read_markers(store, "simulated")) == [0, 1]
+    assert is_complete(store, "simulated", 0) and not is_complete(store, "simulated", 7)
+    tar = tmp_path / "shards" / "simulated" / "simulated-000000.tar"
+    tar.write_bytes(b"x" * 100)  # same size, other bytes
+    assert is_complete(store, "simulated", 0)
+    assert not is_complete(store, "simulated", 0, full_hash=True)
+    tar.write_bytes(b"x")
+    marker = read_marker(store, "simulated", 0)
+    assert marker_mismatches(store, "simulated", 0, marker, full_hash=False) == [
+        "tar shards/simulated/simulated-000000.tar: 1 bytes, marker says 100"
+    ]

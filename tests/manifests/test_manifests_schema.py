@@ -1,89 +1,95 @@
+import re
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import pyarrow as pa
 import pytest
 
 from manifests import schema
-from manifests.parquet import read_table, write_table
+from manifests.columns import COLUMN_DOCS
+from manifests.detections import DETECTIONS_SCHEMA
+from manifests.schema import (
+    MAX_EDITS,
+    MAX_PERSONS,
+    MAX_VIEWS,
+    check_key,
+    group_key,
+    member_sha_columns,
+    member_suffixes,
+    pair_key,
+    parse_shard_name,
+    shard_name,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "manifests.md"
+TABLES = {
+    "sources": schema.SOURCES_SCHEMA, "rejects": schema.REJECTS_SCHEMA, "plan": schema.PLAN_SCHEMA,
+    "pairs": schema.PAIRS_SCHEMA, "pair_ops": schema.PAIR_OPS_SCHEMA, "detections": DETECTIONS_SCHEMA,
+}  # fmt: skip
 
 
-def test_pair_and_group_keys_have_fixed_format_without_dots():
-    assert schema.group_key("0123abcd0123abcd", 1, 2) == "0123abcd0123abcd-f01-e02"
-    key = schema.pair_key("0123abcd0123abcd", 1, 2, 7)
-    assert key == "0123abcd0123abcd-f01-e02-v07"
-    assert "." not in key
-    assert schema.check_key(key) == key
+def test_keys_have_room_for_the_reference_scale_and_no_dots():
+    assert MAX_EDITS >= 10**5 and MAX_VIEWS >= 10**4 and MAX_PERSONS >= 10
+    key = pair_key("professional", "0123abcd0123abcd", MAX_PERSONS - 1, MAX_EDITS - 1, MAX_VIEWS - 1)
+    assert key == "professional-0123abcd0123abcd-p99-e99999-v9999"
+    assert "." not in key and check_key(key) == key
+    assert key.startswith(group_key("professional", "0123abcd0123abcd", 99, 99_999) + "-v")
 
 
-@pytest.mark.parametrize("bad", ["a.b", "a/b", "", "-a", "a-"])
-def test_keys_refuse_dots_slashes_and_empty_ids(bad):
-    with pytest.raises(ValueError, match="source_id"):
-        schema.pair_key(bad, 0, 0, 0)
+@pytest.mark.parametrize(
+    "args",
+    [("simulated", "abc", 0, MAX_EDITS, 0), ("simulated", "abc", 0, 0, MAX_VIEWS), ("simulated", "abc", MAX_PERSONS, 0, 0),
+     ("simulated", "a.b", 0, 0, 0), ("portrait", "abc", 0, 0, 0), ("simulated", "abc", 0, -1, 0),
+     ("simulated", "abc", True, 0, 0)],
+)  # fmt: skip
+def test_pair_key_refuses_what_does_not_fit(args):
+    with pytest.raises(ValueError):
+        pair_key(*args)
 
 
-def test_key_indices_are_range_checked():
-    with pytest.raises(ValueError, match="view"):
-        schema.pair_key("abc", 0, 0, 100)
-    with pytest.raises(ValueError, match="face_index"):
-        schema.group_key("abc", -1, 0)
+@pytest.mark.parametrize("key", ["a.b", "-a", "a-", "a--b", "", "a/b", "a b"])
+def test_check_key_refuses_separators(key):
+    with pytest.raises(ValueError):
+        check_key(key)
 
 
-def test_shard_names_and_paths():
-    assert schema.shard_name("simulated", 123) == "simulated-000123"
-    assert schema.parse_shard_name("professional-000007") == ("professional", 7)
-    out = Path("/data/out")
-    assert schema.shard_tar_path(out, "simulated", 3) == out / "shards/simulated/simulated-000003.tar"
-    assert schema.pairs_part_path(out, "simulated", 3) == out / "manifests/pairs/subset=simulated/part-000003.parquet"
-    assert schema.marker_path(out, "simulated", 3) == out / "_markers/simulated-000003.json"
-    assert schema.partial_path(out / "a.tar") == out / ".a.tar.partial"
-    with pytest.raises(ValueError, match="unknown subset"):
-        schema.shard_name("train", 0)
-    with pytest.raises(ValueError, match="shard index"):
-        schema.shard_name("simulated", 1_000_000)
-    with pytest.raises(ValueError, match="not a shard name"):
-        schema.parse_shard_name("simulated-12")
+def test_shard_names_round_trip_and_paths_use_them():
+    assert shard_name("professional", 42) == "professional-000042"
+    assert parse_shard_name("professional-000042") == ("professional", 42)
+    for bad in ("simulated-42", "simulated_000042", "other-000001", "simulated-0000x1"):
+        with pytest.raises(ValueError):
+            parse_shard_name(bad)
+    assert schema.shard_tar_path("simulated", 3) == "shards/simulated/simulated-000003.tar"
+    assert schema.pairs_part_path("simulated", 3) == "manifests/pairs/subset=simulated/part-000003.parquet"
+    assert schema.pair_ops_part_path("professional", 3) == "manifests/pair_ops/subset=professional/part-000003.parquet"
+    assert schema.marker_path("simulated", 3) == "_markers/simulated-000003.json"
+    assert schema.rejects_part_path("simulated", 3) == "manifests/rejects/simulated-000003.parquet"
+    assert schema.plan_path("simulated", 1) == "manifests/plan/subset=simulated/gen-000001.parquet"
+    assert schema.shard_index_path("professional") == "shards/professional/index.json"
 
 
-def test_member_suffixes_are_in_tar_order_and_map_to_sha_columns():
-    suffixes = schema.member_suffixes("jpeg")
-    assert suffixes == ("after.jpg", "before.jpg", "json", "mask.png")
-    assert list(suffixes) == sorted(suffixes)
-    assert schema.member_sha_columns("webp")["before.webp"] == "sha256_before"
+def test_member_suffixes_and_sha_columns_per_format():
+    assert member_suffixes("jpeg") == ("after.jpg", "before.jpg", "json", "mask.png", "opmask.png")
+    assert list(member_suffixes("png")) == sorted(member_suffixes("png"))
+    assert member_sha_columns("webp") == {
+        "after.webp": "sha256_after", "before.webp": "sha256_before", "json": "sha256_json",
+        "mask.png": "sha256_mask", "opmask.png": "sha256_opmask",
+    }  # fmt: skip
+    assert set(member_sha_columns("jpeg").values()) <= set(schema.PAIRS_SCHEMA.names)
     with pytest.raises(ValueError, match="unknown image format"):
-        schema.image_ext("gif")
+        member_suffixes("gif")
 
 
-def test_detections_schema_is_reexported():
-    from manifests.detections import DETECTIONS_SCHEMA
-
-    assert schema.DETECTIONS_SCHEMA is DETECTIONS_SCHEMA
-
-
-def test_sources_and_rejects_round_trip(tmp_path):
-    sources = [
-        {"source_id": "0123abcd0123abcd", "path": "a.jpg", "width": 640, "height": 480,
-         "bytes": 12345, "sha256": "ab" * 32, "status": "accepted", "reason": None},
-        {"source_id": "ffffffffffffffff", "path": "b.jpg", "width": None, "height": None,
-         "bytes": 10, "sha256": "cd" * 32, "status": "rejected", "reason": "decode_error"},
-    ]
-    sources.append({"source_id": "eeeeeeeeeeeeeeee", "path": "gone.jpg", "width": None, "height": None,
-                    "bytes": None, "sha256": None, "status": "rejected", "reason": "unreadable"})
-    rejects = [{"source_id": "eeeeeeeeeeeeeeee", "path": "gone.jpg", "stage": "ingest", "reason": "unreadable",
-                "detail": None}]
-    for name, rows, sch in (("s", sources, schema.SOURCES_SCHEMA), ("r", rejects, schema.REJECTS_SCHEMA)):
-        path = tmp_path / f"{name}.parquet"
-        write_table(path, rows, sch)
-        table = read_table(path, sch)
-        assert table.schema.equals(sch, check_metadata=True)
-        assert table.to_pylist() == rows
+def test_subset_columns_share_the_hive_partition_type():
+    for table in (schema.PAIRS_SCHEMA, schema.PAIR_OPS_SCHEMA):
+        assert table.field("subset").type == pa.dictionary(pa.int32(), pa.string())
+    for field in schema.QA_FIELDS:
+        assert schema.PAIRS_SCHEMA.field(field.name).nullable
 
 
-def test_pairs_round_trip_keeps_exact_types(build):
-    out, rows = build
-    part = schema.pairs_part_path(out, "simulated", 0)
-    table = read_table(part, schema.PAIRS_SCHEMA)
-    assert table.schema.equals(schema.PAIRS_SCHEMA, check_metadata=True)
-    assert [f.type for f in table.schema] == [f.type for f in schema.PAIRS_SCHEMA]
-    assert table.to_pylist() == [r for r in rows if r["shard"] == "simulated-000000"]
-    metadata = pq.ParquetFile(part).schema_arrow.metadata
-    assert metadata[b"mirrorset.schema_version"] == str(schema.SCHEMA_VERSION).encode()
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_every_column_is_documented_once_in_code_and_in_the_docs(table):
+    assert list(COLUMN_DOCS[table]) == TABLES[table].names
+    text = DOCS.read_text()
+    section = text.split(f"<!-- table:{table} -->", 1)[1].split("<!-- /table -->", 1)[0]
+    documented = re.findall(r"^\| `([a-z_0-9]+)` \|", section, flags=re.M)
+    assert documented == TABLES[table].names
