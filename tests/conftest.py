@@ -53,3 +53,29 @@ def astronaut() -> tuple[np.ndarray, Landmarks]:
 def bus_person() -> tuple[np.ndarray, Landmarks]:
     """ultralytics' bus.jpg (810x1080) with the pose and box of one full-body person (no face)."""
     return landmark_fixture("bus")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """An S3-compatible server (moto) on 127.0.0.1, on a port the OS picks; yields its URL.
+
+    Credentials are the fixed test ones (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` =
+    "testing"). Fails, rather than hangs, if the server does not come up within 30 s.
+    """
+    import os
+    import threading
+
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+        os.environ.setdefault(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    starter = threading.Thread(target=server.start, daemon=True)
+    starter.start()
+    starter.join(timeout=30)
+    if starter.is_alive():
+        pytest.fail("the moto S3 server did not start within 30 s")
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -34,26 +34,9 @@ def root_copy(example_root: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, object]]:
-    """A moto S3 server on 127.0.0.1 (free port); yields the storage options for ``Store``."""
-    import os
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
-        os.environ.setdefault(name, value)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield {"endpoint_url": f"http://127.0.0.1:{port}", "key": "testing", "secret": "testing",
-               "use_listings_cache": False}  # fmt: skip
-    finally:
-        server.stop()
+def s3_server(s3_endpoint: str) -> dict[str, object]:
+    """Storage options for ``Store`` on the session's moto S3 server."""
+    return {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing", "use_listings_cache": False}
 
 
 @pytest.fixture
