@@ -16,7 +16,10 @@ The report is a contract (the training gate reads it)::
      "problems": [{"code", "path", "detail"}, ...],           # path relative to ROOT
      "shards": [{"subset", "url", "sha256", "nsamples", "filesize",
                  "mtime_ns" (local roots) | "etag" (object stores)}, ...],
-     "counts": {...}, "seconds": float}
+     "counts": {...}}
+
+The report holds no timing, so verifying unchanged shards writes the same bytes (DVC's
+``train`` stage depends on it and must not rerun for nothing); the CLI prints the time.
 
 ``url`` is relative to ROOT. ``sha256`` and ``nsamples`` were measured from the tar in
 full and sample modes; quick mode copies them from the marker. It is written to
@@ -97,7 +100,6 @@ class VerifyReport:
             "problems": [p.to_dict() for p in self.problems],
             "shards": list(self.shards),
             "counts": self.counts,
-            "seconds": self.seconds,
         }
 
     def summary(self, max_problems: int = 20) -> str:

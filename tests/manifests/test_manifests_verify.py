@@ -15,7 +15,7 @@ from manifests.verify import verify
 from pipeline.cli import main
 
 SIM_TAR = "shards/simulated/simulated-000000.tar"
-REPORT_KEYS = {"ok", "mode", "problems", "shards", "counts", "seconds"}
+REPORT_KEYS = {"ok", "mode", "problems", "shards", "counts"}
 
 
 def _codes(report) -> set[str]:
