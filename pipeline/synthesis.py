@@ -9,10 +9,11 @@ Pure functions of (image, detections, config, seeds); no file I/O. For each usab
 3. the chain's field is reframed into the base frame (the paste-back: the field is the
    identity outside the op boxes and tapers continuously into them, so no seam and no
    second resampling), then ``after = field.apply(before)`` (one resampling);
-4. the edit region is where the pasted field moves pixels by more than
-   ``warp.region_threshold_px``; K views, each with ``rng_for(seed, "view", source_id,
-   face_index, edit_index, view)``, apply one SpatialTransform that keeps the whole region
-   in view to before, after and mask alike.
+4. the edit region is every pixel the edit changed plus those the pasted field moves by
+   more than ``warp.region_threshold_px`` (warps.region.change_region); K views, each with
+   ``rng_for(seed, "view", source_id, face_index, edit_index, view)``, apply one
+   SpatialTransform that keeps the whole region in view to before, after and mask alike;
+   each view's mask adds the view's own changed pixels grown to JPEG blocks (view_mask).
 
 An edit that cannot be made (degenerate face, fold at strength 1, no admissible view, ...)
 becomes a rejects row (stage ``"synthesis"``) with a reason code; the other edits go on.
@@ -42,7 +43,7 @@ from warps.catalog import MissingLandmarks
 from warps.chain import ChainPlan, FoldError, plan_chain, sample_chain
 from warps.field import WarpField
 from warps.landmarks import Landmarks
-from warps.region import edit_region
+from warps.region import JPEG_BLOCK, change_region, view_mask
 
 #: Version of the JSON parameter record stored with every pair.
 RECORD_VERSION = 1
@@ -112,13 +113,14 @@ def make_edit(
     except MissingLandmarks as exc:
         raise EditRejected("missing_landmarks", str(exc)) from exc
     field = plan.field.reframe(alignment.matrix, (h, w))
-    region = edit_region(field, threshold_px=warp.region_threshold_px)
+    after = field.apply(base, warp.resampling)
+    region = change_region(base, after, field, threshold_px=warp.region_threshold_px)
     if region.is_empty:
-        raise EditRejected("empty_region", "the pasted warp moves no pixel by more than the threshold")
+        raise EditRejected("empty_region", "the pasted warp changes no pixel")
     jacobian = field.min_jacobian()
     if jacobian < warp.min_jacobian:
         raise EditRejected("fold_after_paste", f"min Jacobian {jacobian:.3f} < {warp.min_jacobian} in the photo")
-    return Edit(plan, field, field.apply(base), region.mask, region.bbox, float(np.float32(jacobian)))
+    return Edit(plan, field, after, region.mask, region.bbox, float(np.float32(jacobian)))
 
 
 def sample_views(
@@ -200,13 +202,15 @@ def render_pair(
     ext = image_ext(fmt)
     source_id, face_index, edit_index = context["source_id"], context["face_index"], context["edit_index"]
     key = pair_key(source_id, face_index, edit_index, view)
-    mask = apply_mask(transform, edit.mask, binary=True)
+    view_before, view_after = apply_image(transform, before), apply_image(transform, edit.after)
+    block = JPEG_BLOCK if fmt == "jpeg" else 1
+    mask = view_mask(view_before, view_after, apply_mask(transform, edit.mask, binary=True), block=block)
     ys, xs = np.nonzero(mask)
     bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else [0, 0, 0, 0]
     min_jacobian = edit.min_jacobian
     members = {
-        f"after.{ext}": _encode(apply_image(transform, edit.after), config),
-        f"before.{ext}": _encode(apply_image(transform, before), config),
+        f"after.{ext}": _encode(view_after, config),
+        f"before.{ext}": _encode(view_before, config),
         "mask.png": encode_png(mask),
     }
     record = _parameter_record(key, edit, transform, view, view_seed, bbox, len(xs), min_jacobian, config, context)

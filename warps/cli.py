@@ -2,8 +2,9 @@
 
 - ``mirrorset ops [--subset S] [--json]``: the operation catalog.
 - ``mirrorset warp IMAGE --landmarks FILE --op NAME --strength S [...] --out OUT``: plan a
-  chain on a photo with landmarks in the fixture JSON layout and write the *after* image
-  (same size as IMAGE), optionally the edit-region mask as a PNG.
+  chain on a photo with landmarks in the fixture JSON layout (warps.landmarks.Landmarks.from_dict)
+  and write the *after* image (same size as IMAGE), optionally the edit region (changed or
+  moved pixels, warps.region.change_region) as a PNG mask.
 - ``mirrorset bench warp``: benchmarks.warp.
 """
 
@@ -55,6 +56,7 @@ def op_rows(subset: str | None) -> list[dict]:
             "group": s.group,
             "subsets": list(s.subsets),
             "reads": s.reads,
+            "moves": list(s.moves),
             "magnitude_pos": s.magnitude_pos,
             "magnitude_neg": s.magnitude_neg,
             "description": s.description,
@@ -83,6 +85,7 @@ def _warp(args: argparse.Namespace) -> int:
     from warps.catalog import OpCall
     from warps.chain import plan_chain
     from warps.landmarks import Landmarks
+    from warps.region import change_region
 
     if len(args.ops) != len(args.strengths):
         raise SystemExit(f"mirrorset warp: {len(args.ops)} --op but {len(args.strengths)} --strength")
@@ -98,11 +101,11 @@ def _warp(args: argparse.Namespace) -> int:
     data = encode_png(after) if args.out.suffix.lower() == ".png" else encode_jpeg(after, 95)
     write_bytes_atomic(args.out, data)
     if args.region is not None:
-        write_bytes_atomic(args.region, encode_png(plan.region.mask))
+        write_bytes_atomic(args.region, encode_png(change_region(image, after, plan.field).mask))
     for record in plan.records:
-        note = " (clamped)" if record.clamped else ""
+        note = f" (clamped: {record.clamp_reason})" if record.clamped else ""
         print(f"{record.name}: strength {record.applied_strength}/{record.requested_strength}{note}, "
-              f"min Jacobian {record.min_jacobian:.3f}")  # fmt: skip
+              f"Jacobian {record.min_jacobian:.3f}..{record.max_jacobian:.3f}")  # fmt: skip
     print(f"wrote {args.out}" + (f" and {args.region}" if args.region else ""))
     return 0
 
