@@ -6,6 +6,7 @@ re-detected; all fields compose with ``then`` so the image is resampled once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -106,12 +107,18 @@ class OpRecord:
 @dataclass(frozen=True, eq=False)
 class ChainPlan:
     """A planned chain: one composed ``field`` (apply it once), the landmarks carried
-    through it, one record per call (in order) and the edit region."""
+    through it and one record per call (in order). ``region`` (computed on first use):
+    the pixels the field moves by more than ``region_threshold_px``, before any pixel
+    exists; once ``after`` exists, warps.region.change_region is the edit's region."""
 
     field: WarpField
     landmarks_after: Landmarks
     records: tuple[OpRecord, ...]
-    region: EditRegion
+    region_threshold_px: float = 0.5
+
+    @functools.cached_property
+    def region(self) -> EditRegion:
+        return edit_region(self.field, threshold_px=self.region_threshold_px)
 
 
 def plan_chain(
@@ -149,8 +156,7 @@ def plan_chain(
             continue
         field = field.then(op_field)
         current = current.mapped(op_field.forward_points)
-    region = edit_region(field, threshold_px=settings.region_threshold_px)
-    return ChainPlan(field, current, tuple(records), region)
+    return ChainPlan(field, current, tuple(records), settings.region_threshold_px)
 
 
 def solve_op(

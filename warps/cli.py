@@ -36,11 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     """Add `mirrorset bench warp`."""
-    bench = bench_sub.add_parser("warp", help="per-op cost and accuracy of the grid MLS solver")
-    bench.add_argument("--size", type=int, default=1024, help="long side of the test photos")
-    bench.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
-    bench.add_argument("--dense-ops", type=int, default=None,
-                       help="time the per-pixel reference solver on only the first N ops")  # fmt: skip
+    bench = bench_sub.add_parser("warp", help="the liquify engine on the build's real path: cost and accuracy")
+    bench.add_argument("--repeat", type=int, default=3, help="timed runs per case (median)")
+    bench.add_argument("--dense-cases", type=int, default=16,
+                       help="time the per-pixel solve of the same box on the first N cases")  # fmt: skip
+    bench.add_argument("--pro-scale", type=int, default=4,
+                       help="upscale bus.jpg by this factor for the full-resolution body ops")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print only the JSON line")
     bench.set_defaults(handler=_bench)
 

@@ -61,10 +61,13 @@ def change_region(
     """Region of an edit in the frame it was made in: pixels where any channel of
     ``after`` differs from ``before`` by more than ``tolerance``, plus pixels ``field``
     moves by more than ``threshold_px``."""
-    changed = changed_pixels(before, after, tolerance)
-    if changed.shape != field.shape:
-        raise ValueError(f"images of shape {changed.shape} do not match field shape {field.shape}")
-    return region_of_mask(changed | (_moved(field, threshold_px) > 0))
+    if before.shape[:2] != field.shape:
+        raise ValueError(f"images of shape {before.shape[:2]} do not match field shape {field.shape}")
+    changed = np.zeros(field.shape, bool)
+    # Outside its box a field copies pixels, so only the box can differ.
+    x0, y0, x1, y1 = field.roi if not field.is_identity else (0, 0, field.shape[1], field.shape[0])
+    changed[y0:y1, x0:x1] = changed_pixels(before[y0:y1, x0:x1], after[y0:y1, x0:x1], tolerance)
+    return region_of_mask(changed | _moved(field, threshold_px))
 
 
 def view_mask(
@@ -96,7 +99,9 @@ def changed_pixels(before: np.ndarray, after: np.ndarray, tolerance: int = 0) ->
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     diff = cv2.absdiff(before, after)
-    return (diff.max(axis=2) if diff.ndim == 3 else diff) > tolerance
+    if diff.ndim == 3:
+        diff = np.maximum.reduce([diff[..., c] for c in range(diff.shape[2])])
+    return diff > tolerance
 
 
 def region_of_mask(mask: np.ndarray) -> EditRegion:

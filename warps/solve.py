@@ -69,11 +69,29 @@ class _Support:
     roi: Roi
     weight: Weight
 
-    def held(self, hold: Hold | None, dx: np.ndarray, dy: np.ndarray) -> WarpField:
-        """The field of displacement (dx, dy) over the roi, zeroed where ``hold`` holds."""
-        if hold is not None:
-            moves = np.any(self.src != self.dst, axis=1)
-            share = hold.weight(self.roi, np.vstack([self.src[moves], self.dst[moves]]))
+    def share(self, hold: Hold | None) -> np.ndarray | None:
+        """Per-pixel weight of ``hold`` over the roi (None: nothing held)."""
+        if hold is None:
+            return None
+        moves = np.any(self.src != self.dst, axis=1)
+        return hold.weight(self.roi, np.vstack([self.src[moves], self.dst[moves]]))
+
+    def live(self, share: np.ndarray | None) -> Weight:
+        """The weight times the hold's share at the nearest pixel: 0 where nothing moves."""
+        if share is None:
+            return self.weight
+        x0, y0, x1, y1 = self.roi
+
+        def weight(pts: np.ndarray) -> np.ndarray:
+            ix = np.clip(np.round(pts[:, 0]).astype(np.intp) - x0, 0, x1 - x0 - 1)
+            iy = np.clip(np.round(pts[:, 1]).astype(np.intp) - y0, 0, y1 - y0 - 1)
+            return self.weight(pts) * (share[iy, ix] > 0)
+
+        return weight
+
+    def field(self, share: np.ndarray | None, dx: np.ndarray, dy: np.ndarray) -> WarpField:
+        """The field of displacement (dx, dy) over the roi, times the hold's ``share``."""
+        if share is not None:
             dx, dy = dx * share, dy * share
         return WarpField.from_displacement(self.shape, self.roi, dx, dy)
 
@@ -109,7 +127,9 @@ def solve_backward(
     support = _support((h, w), src, dst, roi, margin, step, window, falloff)
     if support is None:
         return WarpField.identity((h, w))
-    src, dst, roi, weight = support.src, support.dst, support.roi, support.weight
+    src, dst, roi = support.src, support.dst, support.roi
+    share = support.share(hold)
+    weight = support.live(share)  # held pixels are zeroed at the end: skip solving them
 
     def exact(pts: np.ndarray) -> np.ndarray:
         out = np.zeros_like(pts)
@@ -127,12 +147,13 @@ def solve_backward(
     dyg = disp[:, 1].reshape(len(ys), len(xs))
     dx = _upsample(dxg, xs - roi[0], ys - roi[1], roi)
     dy = _upsample(dyg, xs - roi[0], ys - roi[1], roi)
-    if refine and step > 1:
-        rx, ry = _refinement(exact, dst, roi, step, dxg, dyg, xs, ys)
+    free = dst[weight(dst) > 0]  # controls inside held regions need no refinement
+    if refine and step > 1 and len(free):
+        rx, ry = _refinement(exact, free, roi, step, dxg, dyg, xs, ys)
         dx += rx
         dy += ry
-        _pin_near_controls(exact, dst, roi, dx, dy)
-    return support.held(hold, dx, dy)
+        _pin_near_controls(exact, free, roi, dx, dy)
+    return support.field(share, dx, dy)
 
 
 def solve_backward_dense(
@@ -161,13 +182,14 @@ def solve_backward_dense(
         return WarpField.identity((h, w))
     gx, gy = pixel_grid(support.roi)
     pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
-    wt = support.weight(pts)
+    share = support.share(hold)
+    wt = support.live(share)(pts)
     disp = np.zeros_like(pts)
     live = wt > 0
     mapped = mls_points(pts[live], support.dst, support.src, kind=kind, alpha=alpha, reference=reference)
     disp[live] = (mapped - pts[live]) * wt[live, None]
     rh, rw = gx.shape
-    return support.held(hold, disp[:, 0].reshape(rh, rw), disp[:, 1].reshape(rh, rw))
+    return support.field(share, disp[:, 0].reshape(rh, rw), disp[:, 1].reshape(rh, rw))
 
 
 def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:

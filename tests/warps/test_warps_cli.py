@@ -61,6 +61,6 @@ def test_warp_rejects_bad_arguments(tmp_path):
 
 
 def test_bench_warp_is_registered_with_its_options():
-    args = build_parser().parse_args(["bench", "warp", "--size", "512", "--json"])
-    assert args.size == 512 and args.json and args.repeat == 5 and args.dense_ops is None
+    args = build_parser().parse_args(["bench", "warp", "--dense-cases", "4", "--json"])
+    assert args.dense_cases == 4 and args.json and args.repeat == 3 and args.pro_scale == 4
     assert callable(args.handler)
