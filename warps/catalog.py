@@ -60,7 +60,6 @@ from warps.face_groups import (  # re-exported: the catalog's public names
     MOUTH,
     MOUTH_CORNERS,
     NOSE,
-    NOSE_RIDGE,
     NOSE_TIP,
     RIGHT_ALA,
     RIGHT_BROW_LOWER,
@@ -362,7 +361,6 @@ PRO: tuple[str, ...] = ("professional",)
 EYES_RING = RIGHT_EYE_RING + LEFT_EYE_RING + (168, 6)
 NOSE_RING = (168, 133, 362, 50, 280, 205, 425, 61, 291, 17)
 MOUTH_RING = (2, 98, 327, 205, 425, 135, 364, 200, 175)
-LOWER_FACE_RING = (234, 454, 132, 361, 58, 288, 1, 98, 327, 205, 425, 50, 280)
 
 
 def _face(name: str, group: Group, subsets: tuple[str, ...], motion: Motion, moves: tuple[str, ...],
