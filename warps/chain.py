@@ -6,32 +6,37 @@ re-detected; all fields compose with ``then`` so the image is resampled once.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from warps.catalog import CATALOG, Anchors, OpCall, OpSpec, op_anchors, ops_for_subset
-from warps.field import DEFAULT_STEP, WarpField, solve_backward
+from warps.field import Resampling, WarpField
 from warps.landmarks import Landmarks
 from warps.region import EditRegion, edit_region
+from warps.solve import DEFAULT_STEP, solve_backward
 
 
 class FoldError(ValueError):
-    """An op folds the image even at strength +-1 (min Jacobian below the threshold)."""
+    """An op breaks the Jacobian limits (folds, tears or pinches) even at strength +-1."""
 
 
 @dataclass(frozen=True)
 class WarpSettings:
-    """How ops are solved and checked. ``min_jacobian``: an op whose backward map has a
-    smaller Jacobian determinant anywhere is clamped."""
+    """How ops are solved and checked. The Jacobian determinant of an op's backward map
+    must lie in [``min_jacobian``, ``max_jacobian``] everywhere: below, the image is
+    stretched (a tear) or folds (<= 0); above, it is pinched. An op outside is clamped."""
 
     mls_kind: Literal["affine", "similarity", "rigid"] = "similarity"
     alpha: float = 1.0
     grid_step: int = DEFAULT_STEP
     region_threshold_px: float = 0.5
     min_jacobian: float = 0.2
+    max_jacobian: float = 5.0
     min_pose_visibility: float = 0.5
+    resampling: Resampling = Resampling()
 
     def __post_init__(self) -> None:
         if self.mls_kind not in ("affine", "similarity", "rigid"):
@@ -42,6 +47,8 @@ class WarpSettings:
             raise ValueError(f"grid_step must be >= 1, got {self.grid_step}")
         if not 0 < self.min_jacobian < 1:
             raise ValueError(f"min_jacobian must lie in (0, 1), got {self.min_jacobian}")
+        if not self.max_jacobian > 1:
+            raise ValueError(f"max_jacobian must be > 1, got {self.max_jacobian}")
         if not 0 <= self.min_pose_visibility <= 1:
             raise ValueError(f"min_pose_visibility must lie in [0, 1], got {self.min_pose_visibility}")
 
@@ -66,7 +73,9 @@ class StrengthSpec:
 class OpRecord:
     """What one op of a chain did. ``anchors_src``/``anchors_dst`` (M, 2) are its control
     points in the frame of the image it was applied to (the first ``moving`` rows move,
-    the rest are the fixed ring); empty when the applied strength is 0."""
+    the rest are held); empty when the applied strength is 0. ``clamp_reason`` says which
+    Jacobian limit the requested strength broke ("fold", "stretch" or "pinch"; None when
+    not clamped); ``min_jacobian``/``max_jacobian`` are those of the applied field."""
 
     name: str
     requested_strength: int
@@ -76,6 +85,8 @@ class OpRecord:
     anchors_dst: np.ndarray
     moving: int
     min_jacobian: float
+    max_jacobian: float = 1.0
+    clamp_reason: str | None = None
 
     def to_record(self) -> dict:
         """Plain JSON-ready view (anchors rounded to 1/1000 px)."""
@@ -84,7 +95,9 @@ class OpRecord:
             "requested_strength": self.requested_strength,
             "applied_strength": self.applied_strength,
             "clamped": self.clamped,
+            "clamp_reason": self.clamp_reason,
             "min_jacobian": round(self.min_jacobian, 6),
+            "max_jacobian": round(self.max_jacobian, 6),
             "moving": self.moving,
             "anchors_src": np.round(self.anchors_src, 3).tolist(),
             "anchors_dst": np.round(self.anchors_dst, 3).tolist(),
@@ -94,14 +107,20 @@ class OpRecord:
 @dataclass(frozen=True, eq=False)
 class ChainPlan:
     """A planned chain: one composed ``field`` (apply it once), the landmarks carried
-    through it, one record per call (in order), each call's own field (identity for a
-    strength-0 call; op k's field acts on the image after ops 0..k-1) and the edit region."""
+    through it, one record per call (in order) and each call's own field (identity for a
+    strength-0 call; op k's field acts on the image after ops 0..k-1). ``region`` (computed
+    on first use): the pixels the field moves by more than ``region_threshold_px``, before any
+    pixel exists; once ``after`` exists, warps.region.change_region is the edit's region."""
 
     field: WarpField
     landmarks_after: Landmarks
     records: tuple[OpRecord, ...]
-    region: EditRegion
+    region_threshold_px: float = 0.5
     op_fields: tuple[WarpField, ...] = ()
+
+    @functools.cached_property
+    def region(self) -> EditRegion:
+        return edit_region(self.field, threshold_px=self.region_threshold_px)
 
 
 def plan_chain(
@@ -114,9 +133,10 @@ def plan_chain(
 ) -> ChainPlan:
     """Compose ``calls`` on an image of ``shape`` (h, w) with ``landmarks`` in its frame.
 
-    Strength-0 calls add the identity. An op that folds (min Jacobian < threshold) is
-    clamped to the largest integer |strength| of the same sign that does not (bisection);
-    FoldError if even +-1 folds. MissingLandmarks (a ValueError) if an op's landmarks are absent.
+    Strength-0 calls add the identity. An op whose field breaks a Jacobian limit (see
+    WarpSettings) is clamped to the largest integer |strength| of the same sign that does
+    not (bisection); FoldError if even +-1 does. MissingLandmarks (a ValueError) if an
+    op's landmarks are absent.
     ``window``: the image is a window onto a larger one (see ``solve_backward``).
     """
     shape = (int(shape[0]), int(shape[1]))
@@ -127,20 +147,20 @@ def plan_chain(
     for call in calls:
         if not isinstance(call, OpCall):
             raise TypeError(f"chain calls must be OpCall, got {type(call).__name__}")
-        op_field, anchors, applied, jac = _solve_clamped(
+        op_field, anchors, applied, reason = _solve_clamped(
             shape, CATALOG[call.name], current, call.strength, settings, window
         )
+        jac = op_field.jacobian
         records.append(
-            OpRecord(call.name, call.strength, applied, applied != call.strength,
-                     anchors.src, anchors.dst, anchors.moving, jac)  # fmt: skip
+            OpRecord(call.name, call.strength, applied, applied != call.strength, anchors.src, anchors.dst,
+                     anchors.moving, jac.min_jacobian, jac.max_jacobian, reason)  # fmt: skip
         )
         op_fields.append(op_field)
         if op_field.is_identity:
             continue
         field = field.then(op_field)
         current = current.mapped(op_field.forward_points)
-    region = edit_region(field, threshold_px=settings.region_threshold_px)
-    return ChainPlan(field, current, tuple(records), region, tuple(op_fields))
+    return ChainPlan(field, current, tuple(records), settings.region_threshold_px, tuple(op_fields))
 
 
 def solve_op(
@@ -164,34 +184,52 @@ def solve_op(
         alpha=settings.alpha,
         step=settings.grid_step,
         window=window,
+        falloff=anchors.falloff,
+        hold=anchors.hold,
     )
     return field, anchors
 
 
+def jacobian_violation(field: WarpField, settings: WarpSettings) -> str | None:
+    """Which Jacobian limit ``field`` breaks: "fold" (det <= 0 somewhere), "stretch"
+    (det < settings.min_jacobian), "pinch" (det > settings.max_jacobian), or None."""
+    jac = field.jacobian
+    if jac.fold_count:
+        return "fold"
+    if jac.min_jacobian < settings.min_jacobian:
+        return "stretch"
+    if jac.max_jacobian > settings.max_jacobian:
+        return "pinch"
+    return None
+
+
 def _solve_clamped(
     shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings, window: bool
-) -> tuple[WarpField, Anchors, int, float]:
-    """(field, anchors, applied strength, min Jacobian), clamping on folds (see plan_chain)."""
+) -> tuple[WarpField, Anchors, int, str | None]:
+    """(field, anchors, applied strength, clamp reason), clamping on Jacobian limits (see plan_chain)."""
     field, anchors = solve_op(shape, spec, landmarks, strength, settings, window)
-    jac = field.min_jacobian()
-    if jac >= settings.min_jacobian:
-        return field, anchors, strength, jac
+    reason = jacobian_violation(field, settings)
+    if reason is None:
+        return field, anchors, strength, None
     sign = 1 if strength > 0 else -1
     best = solve_op(shape, spec, landmarks, sign, settings, window)
-    if best[0].min_jacobian() < settings.min_jacobian:
+    weakest = jacobian_violation(best[0], settings)
+    if weakest is not None:
+        jac = best[0].jacobian
         raise FoldError(
-            f"op {spec.name} folds even at strength {sign} (min Jacobian "
-            f"{best[0].min_jacobian():.3f} < {settings.min_jacobian})"
+            f"op {spec.name} breaks the Jacobian limits even at strength {sign} ({weakest}: det in "
+            f"[{jac.min_jacobian:.3f}, {jac.max_jacobian:.3f}], limits [{settings.min_jacobian}, "
+            f"{settings.max_jacobian}])"
         )
     ok, bad = 1, abs(strength)
     while bad - ok > 1:
         mid = (ok + bad) // 2
         trial = solve_op(shape, spec, landmarks, sign * mid, settings, window)
-        if trial[0].min_jacobian() >= settings.min_jacobian:
+        if jacobian_violation(trial[0], settings) is None:
             ok, best = mid, trial
         else:
             bad = mid
-    return best[0], best[1], sign * ok, best[0].min_jacobian()
+    return best[0], best[1], sign * ok, reason
 
 
 def sample_chain(

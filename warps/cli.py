@@ -2,8 +2,9 @@
 
 - ``mirrorset ops [--subset S] [--json]``: the operation catalog.
 - ``mirrorset warp IMAGE --landmarks FILE --op NAME --strength S [...] --out OUT``: plan a
-  chain on a photo with landmarks in the fixture JSON layout and write the *after* image
-  (same size as IMAGE), optionally the edit-region mask as a PNG.
+  chain on a photo with landmarks in the fixture JSON layout (warps.landmarks.Landmarks.from_dict)
+  and write the *after* image (same size as IMAGE), optionally the edit region (changed or
+  moved pixels, warps.region.change_region) as a PNG mask.
 - ``mirrorset bench warp``: benchmarks.warp.
 """
 
@@ -35,11 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     """Add `mirrorset bench warp`."""
-    bench = bench_sub.add_parser("warp", help="per-op cost and accuracy of the grid MLS solver")
-    bench.add_argument("--size", type=int, default=1024, help="long side of the test photos")
-    bench.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
-    bench.add_argument("--dense-ops", type=int, default=None,
-                       help="time the per-pixel reference solver on only the first N ops")  # fmt: skip
+    bench = bench_sub.add_parser("warp", help="the liquify engine on the build's real path: cost and accuracy")
+    bench.add_argument("--repeat", type=int, default=3, help="timed runs per case (median)")
+    bench.add_argument("--dense-cases", type=int, default=16,
+                       help="time the per-pixel solve of the same box on the first N cases")  # fmt: skip
+    bench.add_argument("--pro-scale", type=int, default=4,
+                       help="upscale bus.jpg by this factor for the full-resolution body ops")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print only the JSON line")
     bench.set_defaults(handler=_bench)
 
@@ -55,6 +57,7 @@ def op_rows(subset: str | None) -> list[dict]:
             "group": s.group,
             "subsets": list(s.subsets),
             "reads": s.reads,
+            "moves": list(s.moves),
             "magnitude_pos": s.magnitude_pos,
             "magnitude_neg": s.magnitude_neg,
             "description": s.description,
@@ -83,6 +86,7 @@ def _warp(args: argparse.Namespace) -> int:
     from warps.catalog import OpCall
     from warps.chain import plan_chain
     from warps.landmarks import Landmarks
+    from warps.region import change_region
 
     if len(args.ops) != len(args.strengths):
         raise SystemExit(f"mirrorset warp: {len(args.ops)} --op but {len(args.strengths)} --strength")
@@ -98,11 +102,11 @@ def _warp(args: argparse.Namespace) -> int:
     data = encode_png(after) if args.out.suffix.lower() == ".png" else encode_jpeg(after, 95)
     write_file(args.out, data)
     if args.region is not None:
-        write_file(args.region, encode_png(plan.region.mask))
+        write_file(args.region, encode_png(change_region(image, after, plan.field).mask))
     for record in plan.records:
-        note = " (clamped)" if record.clamped else ""
+        note = f" (clamped: {record.clamp_reason})" if record.clamped else ""
         print(f"{record.name}: strength {record.applied_strength}/{record.requested_strength}{note}, "
-              f"min Jacobian {record.min_jacobian:.3f}")  # fmt: skip
+              f"Jacobian {record.min_jacobian:.3f}..{record.max_jacobian:.3f}")  # fmt: skip
     print(f"wrote {args.out}" + (f" and {args.region}" if args.region else ""))
     return 0
 

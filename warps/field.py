@@ -5,25 +5,65 @@ A :class:`WarpField` on an image of ``shape = (h, w)`` says, for each output pix
 samples: ``(map_x[y - y0, x - x0], map_y[y - y0, x - x0])``. Outside the roi the
 field is the identity, so only the roi is ever solved, stored or resampled.
 Pixel centres are at integer coordinates (OpenCV's convention).
+
+The grid solver that makes fields from control points is :mod:`warps.solve`.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
-
-from warps.mls import MlsKind, mls_points, prepare_controls
 
 Roi = tuple[int, int, int, int]
+Kernel = Literal["lanczos4", "cubic", "linear"]
+KERNELS: dict[str, int] = {"lanczos4": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
 
-#: Default grid step in pixels; see docs/warps.md for the error it gives.
-DEFAULT_STEP = 8
-#: Default margin around the control points, as a fraction of their extent.
-DEFAULT_MARGIN = 0.25
+
+@dataclass(frozen=True)
+class Resampling:
+    """How :meth:`WarpField.apply` resamples.
+
+    - ``kernel``: interpolation of moved pixels (``cv2.remap``: Lanczos 8x8, bicubic or
+      bilinear; docs/warps.md measures the detail each keeps);
+    - pixels whose displacement is below ``keep_below_px`` keep their exact values; from
+      ``blend_to_px`` on they are fully resampled; in between the output is the original
+      plus ``s * (resampled - original)``, ``s`` a smoothstep of the displacement, so the
+      image is continuous across both thresholds (no seam).
+    """
+
+    kernel: Kernel = "lanczos4"
+    keep_below_px: float = 0.1
+    blend_to_px: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {self.kernel!r}")
+        if not 0 <= self.keep_below_px <= self.blend_to_px:
+            raise ValueError(
+                f"need 0 <= keep_below_px <= blend_to_px, got {self.keep_below_px}, {self.blend_to_px}"
+            )
+
+    def weight(self, magnitude: np.ndarray) -> np.ndarray:
+        """Share of the resampled value (float32 in [0, 1]) at displacement ``magnitude``."""
+        if self.blend_to_px == self.keep_below_px:
+            return (magnitude >= self.keep_below_px).astype(np.float32)
+        t = np.clip((magnitude - self.keep_below_px) / (self.blend_to_px - self.keep_below_px), 0.0, 1.0)
+        return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class JacobianStats:
+    """Determinant of the backward map's Jacobian d(source)/d(output) by forward differences
+    over a field's box: ``fold_count`` cells with det <= 0 (the image folds over itself),
+    the smallest (< 1: stretched, magnified) and the largest (> 1: pinched, compressed)."""
+
+    fold_count: int
+    min_jacobian: float
+    max_jacobian: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +95,7 @@ class WarpField:
     def from_displacement(shape: tuple[int, int], roi: Roi, dx: np.ndarray, dy: np.ndarray) -> WarpField:
         """Field whose map is identity + (dx, dy) inside ``roi``."""
         x0, y0, x1, y1 = roi
-        gx, gy = _pixel_grid(roi)
+        gx, gy = pixel_grid(roi)
         return WarpField(shape, roi, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32))
 
     @property
@@ -64,20 +104,42 @@ class WarpField:
 
     def displacement(self) -> tuple[np.ndarray, np.ndarray]:
         """(dx, dy) float32 over the roi: map minus the identity."""
-        gx, gy = _pixel_grid(self.roi)
+        gx, gy = pixel_grid(self.roi)
         return self.map_x - gx, self.map_y - gy
 
-    def apply(self, image: np.ndarray, *, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """Resample ``image`` through the field; pixels outside the roi are copied exactly."""
+    def apply(self, image: np.ndarray, resampling: Resampling = Resampling()) -> np.ndarray:
+        """Resample ``image`` (H, W) or (H, W, C), uint8 or float32, through the field.
+
+        Pixels outside the roi, and inside it where the displacement is below
+        ``resampling.keep_below_px``, are copied exactly; only the box of the others is
+        remapped (BORDER_REFLECT_101), and blended in as :class:`Resampling` says.
+        """
         if image.shape[:2] != self.shape:
             raise ValueError(f"image shape {image.shape[:2]} does not match field shape {self.shape}")
         out = image.copy()
         if self.is_identity:
             return out
-        x0, y0, x1, y1 = self.roi
-        out[y0:y1, x0:x1] = cv2.remap(
-            image, self.map_x, self.map_y, interpolation, borderMode=cv2.BORDER_REFLECT_101
-        )
+        dx, dy = self._cached_displacement
+        share = resampling.weight(np.hypot(dx, dy))
+        rows = np.flatnonzero(share.any(axis=1))
+        cols = np.flatnonzero(share.any(axis=0))
+        if len(rows) == 0:
+            return out
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        share = share[r0:r1, c0:c1]
+        moved = cv2.remap(
+            image, self.map_x[r0:r1, c0:c1], self.map_y[r0:r1, c0:c1], KERNELS[resampling.kernel],
+            borderMode=cv2.BORDER_REFLECT_101,
+        )  # fmt: skip
+        x0, y0 = self.roi[0] + c0, self.roi[1] + r0
+        box = out[y0 : y0 + (r1 - r0), x0 : x0 + (c1 - c0)]
+        if image.ndim == 3:
+            share = share[:, :, None]
+        blended = box + share * (moved.astype(np.float32) - box)
+        if np.issubdtype(image.dtype, np.integer):
+            info = np.iinfo(image.dtype)
+            blended = np.clip(np.rint(blended), info.min, info.max)
+        box[...] = blended.astype(image.dtype)
         return out
 
     @functools.cached_property
@@ -184,16 +246,22 @@ class WarpField:
             mag[y0:y1, x0:x1] = np.hypot(dx, dy)
         return mag
 
-    def min_jacobian(self) -> float:
-        """Minimum determinant of d(map)/d(x, y) by forward differences; 1.0 for the identity."""
+    @functools.cached_property
+    def jacobian(self) -> JacobianStats:
+        """Fold count and extreme Jacobian determinants; (0, 1, 1) for the identity."""
         if self.is_identity or min(self.map_x.shape) < 2:
-            return 1.0
+            return JacobianStats(0, 1.0, 1.0)
         mx, my = self.map_x.astype(np.float64), self.map_y.astype(np.float64)
         mxx = np.diff(mx, axis=1)[:-1]
         mxy = np.diff(mx, axis=0)[:, :-1]
         myx = np.diff(my, axis=1)[:-1]
         myy = np.diff(my, axis=0)[:, :-1]
-        return float((mxx * myy - mxy * myx).min())
+        det = mxx * myy - mxy * myx
+        return JacobianStats(int((det <= 0).sum()), float(det.min()), float(det.max()))
+
+    def min_jacobian(self) -> float:
+        """``jacobian.min_jacobian``: > 0 means no fold."""
+        return self.jacobian.min_jacobian
 
     def then(self, other: WarpField) -> WarpField:
         """The field equal to applying ``self`` and then ``other`` (one resampling)."""
@@ -205,7 +273,7 @@ class WarpField:
             return other
         roi = _union(self.roi, other.roi)
         # other's backward map over the union box (pixel-aligned: no interpolation)...
-        at_x, at_y = _pixel_grid(roi)
+        at_x, at_y = pixel_grid(roi)
         ox0, oy0, ox1, oy1 = other.roi
         sl = (slice(oy0 - roi[1], oy1 - roi[1]), slice(ox0 - roi[0], ox1 - roi[0]))
         at_x[sl], at_y[sl] = other.map_x, other.map_y
@@ -254,7 +322,7 @@ class WarpField:
         )
         if roi[0] >= roi[2] or roi[1] >= roi[3]:
             return WarpField.identity(shape)
-        gx, gy = _pixel_grid(roi)
+        gx, gy = pixel_grid(roi)
         at_x = (lin[0, 0] * gx + lin[0, 1] * gy + t[0, 2]).astype(np.float32)
         at_y = (lin[1, 0] * gx + lin[1, 1] * gy + t[1, 2]).astype(np.float32)
         sampled = self._displacement_where(at_x, at_y)
@@ -264,289 +332,13 @@ class WarpField:
         return WarpField.from_displacement(shape, roi, new_dx, new_dy)
 
 
-def solve_backward(
-    shape: tuple[int, int],
-    src: np.ndarray,
-    dst: np.ndarray,
-    *,
-    kind: MlsKind = "similarity",
-    alpha: float = 1.0,
-    step: int | None = None,
-    roi: Roi | None = None,
-    margin: float = DEFAULT_MARGIN,
-    refine: bool = True,
-    window: bool = False,
-) -> WarpField:
-    """The warp whose output shows the content at ``src`` (M, 2) moved to ``dst``.
-
-    The backward map is the MLS map dst -> src, solved on grid nodes at exact pixel
-    positions (roi origin + 0, step, 2 step, ..., and the last row/column) and
-    upsampled bilinearly. The default roi is the bounding box of all control points
-    grown by ``margin`` times their extent; the displacement is tapered to zero across
-    that margin so the field is continuous at the roi edge (the controls themselves lie
-    where the taper is 1). Controls that do not move still matter: they hold the image.
-    With ``refine`` (default) the grid is corrected near the controls (see
-    :func:`_refinement`), which keeps the worst error well below a pixel at step 8.
-    A roi side on the image border is not tapered, unless ``window`` says the image is
-    a window onto a larger one (e.g. an aligned face crop that will be reframed).
-    """
-    h, w = int(shape[0]), int(shape[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"shape must be positive, got {shape}")
-    step = DEFAULT_STEP if step is None else int(step)
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
-    box = _solve_box((h, w), src, dst, roi, margin)
-    if box is None:
-        return WarpField.identity((h, w))
-    src, dst, inner, roi = box
-    xs = _nodes(roi[0], roi[2], step)
-    ys = _nodes(roi[1], roi[3], step)
-    gx, gy = np.meshgrid(xs, ys)
-    nodes = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    def exact(pts: np.ndarray) -> np.ndarray:
-        return (mls_points(pts, dst, src, kind=kind, alpha=alpha) - pts) * _taper(pts, inner, roi, (h, w), window)[:, None]
-
-    disp = exact(nodes)
-    dxg = disp[:, 0].reshape(len(ys), len(xs))
-    dyg = disp[:, 1].reshape(len(ys), len(xs))
-    dx = _upsample(dxg, xs - roi[0], ys - roi[1], roi)
-    dy = _upsample(dyg, xs - roi[0], ys - roi[1], roi)
-    if refine and step > 1:
-        rx, ry = _refinement(exact, dst, roi, step, dxg, dyg, xs, ys)
-        dx += rx
-        dy += ry
-        _pin_near_controls(exact, dst, roi, dx, dy)
-    return WarpField.from_displacement((h, w), roi, dx, dy)
-
-
-#: Pixels closer than this to a control are solved exactly (blended out to twice it).
-PIN_RADIUS_PX = 1.5
-
-
-def _pin_near_controls(exact, controls, roi, dx: np.ndarray, dy: np.ndarray) -> None:
-    """Exact values at the pixels next to the controls, in place.
-
-    Controls a pixel or less apart (iris on eyelid, lip lines) make MLS bend faster
-    than any lattice resolves; the few pixels around them are solved exactly, with a
-    smoothstep blend from ``PIN_RADIUS_PX`` out to twice that radius.
-    """
-    outer = 2 * PIN_RADIUS_PX
-    reach = int(np.ceil(outer))
-    offsets = np.stack(np.meshgrid(np.arange(-reach, reach + 1), np.arange(-reach, reach + 1)), -1).reshape(-1, 2)
-    pixels = np.unique((np.round(controls).astype(np.int64)[:, None, :] + offsets[None]).reshape(-1, 2), axis=0)
-    x0, y0, x1, y1 = roi
-    pixels = pixels[(pixels[:, 0] >= x0) & (pixels[:, 0] < x1) & (pixels[:, 1] >= y0) & (pixels[:, 1] < y1)]
-    if len(pixels) == 0:
-        return
-    pts = pixels.astype(np.float64)
-    dist, _ = cKDTree(controls).query(pts)
-    near = dist < outer
-    pts, pixels, dist = pts[near], pixels[near], dist[near]
-    t = np.clip((outer - dist) / (outer - PIN_RADIUS_PX), 0.0, 1.0)
-    weight = (t * t * (3 - 2 * t)).astype(np.float32)
-    values = exact(pts).astype(np.float32)
-    iy, ix = pixels[:, 1] - y0, pixels[:, 0] - x0
-    dx[iy, ix] += weight * (values[:, 0] - dx[iy, ix])
-    dy[iy, ix] += weight * (values[:, 1] - dy[iy, ix])
-
-
-def _refinement(exact, controls, roi, step, dxg, dyg, xs, ys) -> tuple[np.ndarray, np.ndarray]:
-    """Correction of the coarse grid near the controls, where MLS bends most.
-
-    On a fine lattice (step // 4) within 2 steps of any control (in the output frame),
-    the residual exact - coarse is computed and upsampled bilinearly, weighted by a
-    taper that is 1 within one step of a control and 0 at two steps, so the
-    corrected field stays continuous. Cost grows with the number of controls only.
-    """
-    fine = max(1, step // 4)
-    radius = 2.0 * step
-    fxs = _nodes(roi[0], roi[2], fine)
-    fys = _nodes(roi[1], roi[3], fine)
-    dist = _lattice_distance(controls, fxs, fys)
-    near = dist < radius
-    rx = np.zeros(dist.shape)
-    ry = np.zeros(dist.shape)
-    if near.any():
-        iy, ix = np.nonzero(near)
-        pts = np.stack([fxs[ix], fys[iy]], axis=1)
-        local = pts - (roi[0], roi[1])
-        coarse = np.stack(
-            [_grid_bilinear(dxg, xs - roi[0], ys - roi[1], local), _grid_bilinear(dyg, xs - roi[0], ys - roi[1], local)],
-            axis=1,
-        )
-        weight = np.clip((radius - dist[near]) / (radius - step), 0.0, 1.0)
-        weight = weight * weight * (3 - 2 * weight)
-        residual = (exact(pts) - coarse) * weight[:, None]
-        rx[near], ry[near] = residual[:, 0], residual[:, 1]
-    ox, oy = fxs - roi[0], fys - roi[1]
-    return _upsample(rx, ox, oy, roi), _upsample(ry, ox, oy, roi)
-
-
-def _lattice_distance(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Approximate distance (px) from each lattice node to the nearest point (ny, nx).
-
-    Points are rasterised to their nearest node and cv2.distanceTransform measures in
-    node units; the error (under one lattice spacing) only shifts the smooth taper.
-    """
-    seeds = np.full((len(ys), len(xs)), 255, np.uint8)
-    ix = np.clip(np.searchsorted(xs, points[:, 0]), 0, len(xs) - 1)
-    iy = np.clip(np.searchsorted(ys, points[:, 1]), 0, len(ys) - 1)
-    inside = (points[:, 0] >= xs[0] - 0.5) & (points[:, 0] <= xs[-1] + 0.5)
-    inside &= (points[:, 1] >= ys[0] - 0.5) & (points[:, 1] <= ys[-1] + 0.5)
-    seeds[iy[inside], ix[inside]] = 0
-    if not inside.any():
-        return np.full(seeds.shape, np.inf)
-    spacing = xs[1] - xs[0] if len(xs) > 1 else 1.0
-    return cv2.distanceTransform(seeds, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64) * spacing
-
-
-def _grid_bilinear(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinear value of node values ``grid`` (ny, nx) at points inside the node span."""
-    ix = np.clip(np.searchsorted(xs, pts[:, 0], side="right") - 1, 0, max(len(xs) - 2, 0))
-    iy = np.clip(np.searchsorted(ys, pts[:, 1], side="right") - 1, 0, max(len(ys) - 2, 0))
-    if len(xs) == 1 or len(ys) == 1:
-        return grid[iy, ix].astype(np.float64)
-    fx = (pts[:, 0] - xs[ix]) / (xs[ix + 1] - xs[ix])
-    fy = (pts[:, 1] - ys[iy]) / (ys[iy + 1] - ys[iy])
-    top = grid[iy, ix] * (1 - fx) + grid[iy, ix + 1] * fx
-    bottom = grid[iy + 1, ix] * (1 - fx) + grid[iy + 1, ix + 1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-def solve_backward_dense(
-    shape: tuple[int, int],
-    src: np.ndarray,
-    dst: np.ndarray,
-    *,
-    kind: MlsKind = "similarity",
-    alpha: float = 1.0,
-    roi: Roi | None = None,
-    margin: float = DEFAULT_MARGIN,
-    window: bool = False,
-) -> WarpField:
-    """Reference solver: the same field as :func:`solve_backward`, solved at every pixel."""
-    h, w = int(shape[0]), int(shape[1])
-    box = _solve_box((h, w), src, dst, roi, margin)
-    if box is None:
-        return WarpField.identity((h, w))
-    src, dst, inner, roi = box
-    gx, gy = _pixel_grid(roi)
-    pts = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float64)
-    mapped = mls_points(pts, dst, src, kind=kind, alpha=alpha, reference=True)
-    disp = (mapped - pts) * _taper(pts, inner, roi, (h, w), window)[:, None]
-    rh, rw = gx.shape
-    return WarpField.from_displacement((h, w), roi, disp[:, 0].reshape(rh, rw), disp[:, 1].reshape(rh, rw))
-
-
-def _solve_box(
-    shape: tuple[int, int], src: np.ndarray, dst: np.ndarray, roi: Roi | None, margin: float
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float], Roi] | None:
-    """(src, dst, controls' bounding box, roi) both solvers share; None when the field is the identity."""
-    src, dst = prepare_controls(src, dst)
-    if len(src) == 0 or np.array_equal(src, dst):
-        return None
-    inner = _bbox(np.vstack([src, dst]))
-    roi = _clip_roi(_grow(inner, margin, shape) if roi is None else roi, shape)
-    if roi[0] >= roi[2] or roi[1] >= roi[3]:
-        return None
-    return src, dst, inner, roi
-
-
-def _nodes(lo: int, hi: int, step: int) -> np.ndarray:
-    """Grid node coordinates lo, lo + step, ..., and hi - 1 (always included)."""
-    nodes = np.arange(lo, hi, step, dtype=np.float64)
-    if nodes[-1] != hi - 1:
-        nodes = np.append(nodes, hi - 1)
-    return nodes
-
-
-def _upsample(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, roi: Roi) -> np.ndarray:
-    """Bilinear interpolation of node values at every integer pixel of the roi (float32)."""
-    w, h = roi[2] - roi[0], roi[3] - roi[1]
-    ix, fx = _interval(xs, w)
-    iy, fy = _interval(ys, h)
-    g = grid.astype(np.float32)
-    rows = g[:, ix] * (1 - fx) + g[:, ix + 1] * fx  # (ny, w)
-    return rows[iy] * (1 - fy)[:, None] + rows[iy + 1] * fy[:, None]
-
-
-def _interval(nodes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For pixels 0..n-1: index of the node interval and the fraction within it."""
-    if len(nodes) == 1:
-        return np.zeros(n, np.intp), np.zeros(n, np.float32)
-    px = np.arange(n, dtype=np.float64)
-    idx = np.clip(np.searchsorted(nodes, px, side="right") - 1, 0, len(nodes) - 2)
-    frac = (px - nodes[idx]) / (nodes[idx + 1] - nodes[idx])
-    return idx, frac.astype(np.float32)
-
-
-def _taper(
-    pts: np.ndarray, inner: tuple[float, float, float, float], roi: Roi, shape: tuple[int, int], window: bool
-) -> np.ndarray:
-    """1 inside ``inner``, falling smoothly (C1) to 0 at the roi's outer pixels.
-
-    A roi side on the image border does not taper (nothing lies beyond it to stay
-    continuous with, and tapering there would squeeze the warp against the edge),
-    unless the image is a ``window`` onto a larger one.
-    """
-    h, w = (np.inf, np.inf) if window else shape
-    x0, y0, x1, y1 = inner
-    rx0, ry0, rx1, ry1 = roi[0], roi[1], roi[2] - 1, roi[3] - 1
-    sides = (
-        _ramp(pts[:, 0], rx0, x0) if roi[0] > 0 or window else None,
-        _ramp(-pts[:, 0], -rx1, -x1) if roi[2] < w else None,
-        _ramp(pts[:, 1], ry0, y0) if roi[1] > 0 or window else None,
-        _ramp(-pts[:, 1], -ry1, -y1) if roi[3] < h else None,
-    )
-    # A product of smoothsteps is C1 everywhere; a min() would crease the field along
-    # the box diagonals, which bilinear upsampling follows badly.
-    taper = np.ones(len(pts))
-    for t in sides:
-        if t is not None:
-            taper *= t * t * (3 - 2 * t)
-    return taper
-
-
-def _ramp(v: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
-    if one_at <= zero_at:
-        return np.ones_like(v)
-    return np.clip((v - zero_at) / (one_at - zero_at), 0.0, 1.0)
-
-
-def _bbox(points: np.ndarray) -> tuple[float, float, float, float]:
-    return (
-        float(points[:, 0].min()),
-        float(points[:, 1].min()),
-        float(points[:, 0].max()),
-        float(points[:, 1].max()),
-    )
-
-
-def _grow(box: tuple[float, float, float, float], margin: float, shape: tuple[int, int]) -> Roi:
-    x0, y0, x1, y1 = box
-    pad = margin * max(x1 - x0, y1 - y0) + 2 * DEFAULT_STEP
-    return (
-        int(np.floor(x0 - pad)),
-        int(np.floor(y0 - pad)),
-        int(np.ceil(x1 + pad)) + 1,
-        int(np.ceil(y1 + pad)) + 1,
-    )
-
-
-def _clip_roi(roi: Roi, shape: tuple[int, int]) -> Roi:
-    h, w = shape
-    x0, y0, x1, y1 = (int(v) for v in roi)
-    return (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
-
-
 def _union(a: Roi, b: Roi) -> Roi:
     if a[0] >= a[2] or a[1] >= a[3]:
         return b
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
-def _pixel_grid(roi: Roi) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(roi: Roi) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = roi
     xs = np.arange(x0, x1, dtype=np.float32)
     ys = np.arange(y0, y1, dtype=np.float32)

@@ -1,4 +1,18 @@
-"""Edit regions: where a warp moved pixels, as a mask, polygons and a box."""
+"""Edit regions: where an edit changed the image, as a mask, polygons and a box.
+
+The region of an edit is every pixel whose value changed plus every pixel the field
+moves by more than a threshold (a moved flat area is edited even where no value
+changes). Three pure functions:
+
+- :func:`edit_region` (field only): the displacement part, for planning before any
+  pixel exists (``ChainPlan.region``);
+- :func:`change_region` (base frame): changed pixels of (before, after) plus the
+  displacement part;
+- :func:`view_mask` (one self-augmented view): the view's own changed pixels, grown to
+  the codec's blocks, plus the base mask warped into the view.
+
+Images are RGB uint8 (H, W, 3) (or (H, W)); masks uint8 0/255.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +25,9 @@ from warps.field import WarpField
 
 #: approxPolyDP tolerance in pixels for the region polygons.
 POLYGON_EPSILON_PX = 1.0
+#: Side of a JPEG block (8x8 DCT; with 4:4:4 chroma one MCU): the codec spreads a
+#: changed pixel's error over its block and never beyond it.
+JPEG_BLOCK = 8
 
 Polygon = tuple[tuple[int, int], ...]
 
@@ -19,7 +36,7 @@ Polygon = tuple[tuple[int, int], ...]
 class EditRegion:
     """The edited area of one image of shape (h, w).
 
-    - ``mask``: (h, w) uint8, 255 where the displacement magnitude exceeds the threshold, else 0;
+    - ``mask``: (h, w) uint8, 255 inside the region, else 0;
     - ``polygons``: outer contours of the mask, each a tuple of pixel (x, y), simplified;
     - ``bbox``: (x0, y0, x1, y1) ints of the mask, ends exclusive; (0, 0, 0, 0) when empty.
     """
@@ -34,28 +51,77 @@ class EditRegion:
 
 
 def edit_region(field: WarpField, *, threshold_px: float = 0.5) -> EditRegion:
-    """Region of ``field``: pixels it moves by more than ``threshold_px``.
+    """Pixels ``field`` moves by more than ``threshold_px`` (only its box is examined)."""
+    return region_of_mask(_moved(field, threshold_px))
 
-    Only the field's box is examined (the field is the identity outside it), so the
-    cost follows the edit, not the frame.
-    """
+
+def change_region(
+    before: np.ndarray, after: np.ndarray, field: WarpField, *, threshold_px: float = 0.5, tolerance: int = 0
+) -> EditRegion:
+    """Region of an edit in the frame it was made in: pixels where any channel of
+    ``after`` differs from ``before`` by more than ``tolerance``, plus pixels ``field``
+    moves by more than ``threshold_px``."""
+    if before.shape[:2] != field.shape:
+        raise ValueError(f"images of shape {before.shape[:2]} do not match field shape {field.shape}")
+    changed = np.zeros(field.shape, bool)
+    # Outside its box a field copies pixels, so only the box can differ.
+    x0, y0, x1, y1 = field.roi if not field.is_identity else (0, 0, field.shape[1], field.shape[0])
+    changed[y0:y1, x0:x1] = changed_pixels(before[y0:y1, x0:x1], after[y0:y1, x0:x1], tolerance)
+    return region_of_mask(changed | _moved(field, threshold_px))
+
+
+def view_mask(
+    before: np.ndarray, after: np.ndarray, base_mask: np.ndarray, *, tolerance: int = 0, block: int = JPEG_BLOCK
+) -> np.ndarray:
+    """Mask (h, w) uint8 0/255 of one view: its changed pixels (as in :func:`change_region`)
+    grown to every ``block`` x ``block`` tile (aligned at the view's origin, as a JPEG
+    encoder's blocks are) that holds one, plus ``base_mask`` (the base-frame region
+    warped into the view with the view's transform). ``block=1`` for lossless formats."""
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    changed = changed_pixels(before, after, tolerance)
+    if base_mask.shape != changed.shape:
+        raise ValueError(f"base mask of shape {base_mask.shape} does not match the view {changed.shape}")
+    if block > 1:
+        h, w = changed.shape
+        hb, wb = -(-h // block), -(-w // block)
+        tiles = np.zeros((hb * block, wb * block), bool)
+        tiles[:h, :w] = changed
+        tiles = tiles.reshape(hb, block, wb, block).any(axis=(1, 3))
+        changed = np.repeat(np.repeat(tiles, block, axis=0), block, axis=1)[:h, :w]
+    return np.where(changed | (base_mask > 0), 255, 0).astype(np.uint8)
+
+
+def changed_pixels(before: np.ndarray, after: np.ndarray, tolerance: int = 0) -> np.ndarray:
+    """(h, w) bool: any channel of ``after`` differs from ``before`` by more than ``tolerance``."""
+    if before.shape != after.shape:
+        raise ValueError(f"before {before.shape} and after {after.shape} differ in shape")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    diff = cv2.absdiff(before, after)
+    if diff.ndim == 3:
+        diff = np.maximum.reduce([diff[..., c] for c in range(diff.shape[2])])
+    return diff > tolerance
+
+
+def region_of_mask(mask: np.ndarray) -> EditRegion:
+    """EditRegion (mask 0/255, polygons, bbox) of a boolean or 0/255 (h, w) mask."""
+    binary = np.where(mask > 0, 255, 0).astype(np.uint8)
+    rows = np.flatnonzero(binary.any(axis=1))
+    if len(rows) == 0:
+        return EditRegion(binary, (), (0, 0, 0, 0))
+    cols = np.flatnonzero(binary.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(binary[y0:y1, x0:x1]), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
+    )
+    polygons = tuple(
+        tuple((int(x), int(y)) for x, y in cv2.approxPolyDP(c, POLYGON_EPSILON_PX, True)[:, 0]) for c in contours
+    )
+    return EditRegion(binary, polygons, (x0, y0, x1, y1))
+
+
+def _moved(field: WarpField, threshold_px: float) -> np.ndarray:
     if threshold_px < 0:
         raise ValueError(f"threshold_px must be >= 0, got {threshold_px}")
-    mask = np.zeros(field.shape, np.uint8)
-    if field.is_identity:
-        return EditRegion(mask, (), (0, 0, 0, 0))
-    x0, y0, x1, y1 = field.roi
-    dx, dy = field.displacement()
-    local = np.where(dx * dx + dy * dy > threshold_px * threshold_px, 255, 0).astype(np.uint8)
-    mask[y0:y1, x0:x1] = local
-    contours, _ = cv2.findContours(local, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
-    polygons = tuple(
-        tuple((int(x), int(y)) for x, y in cv2.approxPolyDP(c, POLYGON_EPSILON_PX, True)[:, 0])
-        for c in contours
-    )
-    rows = np.flatnonzero(local.any(axis=1))
-    cols = np.flatnonzero(local.any(axis=0))
-    if len(rows) == 0:
-        return EditRegion(mask, polygons, (0, 0, 0, 0))
-    bbox = (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1)
-    return EditRegion(mask, polygons, bbox)
+    return field.displacement_magnitude() > threshold_px

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,32 +14,18 @@ import warps.catalog as catalog
 from warps.catalog import CATALOG, MissingLandmarks, OpCall, op_anchors, ops_for_subset
 from warps.landmarks import Landmarks
 
-#: DATASET-FACTS.md: the reference's eight simulated ops and their magnitudes at +100 / -100.
-REFERENCE_SIMULATED = {
-    "eye_size": (0.25, 0.20),
-    "eye_distance": (0.15, 0.15),
-    "nose_bridge_width": (0.30, 0.25),
-    "nasal_alae": (0.25, 0.25),
-    "nose_length": (0.15, 0.15),
-    "mouth_vertical": (0.8, 0.8),
-    "lip_thickness": (0.40, 0.30),
-    "mouth_width": (0.25, 0.25),
-}
+SIMULATED = {"eye_size", "eye_distance", "nose_bridge_width", "nasal_alae", "nose_length", "mouth_vertical",
+             "lip_thickness", "mouth_width"}  # fmt: skip
 FACE_SHAPE = {"chin_width", "chin_height", "jawline", "temples"}
 BODY = {"square_shoulders", "shoulder_width", "arm_slimming", "leg_length", "waist_slimming"}
-
-
-def test_simulated_subset_is_the_reference_table():
-    simulated = {s.name: (s.magnitude_pos, s.magnitude_neg) for s in ops_for_subset("simulated")}
-    assert simulated == REFERENCE_SIMULATED
-    assert all(CATALOG[n].subsets == ("simulated", "professional") for n in REFERENCE_SIMULATED)
 
 
 def test_professional_subset_has_27_ops_in_the_reference_groups():
     pro = ops_for_subset("professional")
     assert len(pro) == 27 and len(CATALOG) == 27
     groups = {g: {s.name for s in pro if s.group == g} for g in ("face", "face_shape", "body")}
-    assert len(groups["face"]) == 18 and set(REFERENCE_SIMULATED) <= groups["face"]
+    assert len(groups["face"]) == 18 and SIMULATED <= groups["face"]
+    assert {s.name for s in ops_for_subset("simulated")} == SIMULATED
     assert groups["face_shape"] == FACE_SHAPE
     assert groups["body"] == BODY
     assert all((s.reads == "pose33") == (s.name in BODY) for s in pro)
@@ -70,14 +58,29 @@ def test_warps_does_not_import_mediapipe():
     assert out.stdout.strip() == "False"
 
 
+def test_feature_groups_are_disjoint_named_mesh_indices():
+    seen: set[int] = set()
+    for name, indices in catalog.FEATURE_GROUPS.items():
+        assert indices and all(0 <= i < 478 for i in indices), name
+        assert not seen & set(indices), name
+        seen |= set(indices)
+    assert set(catalog.FACE_OVAL) <= seen  # the oval is split among the groups
+
+
 @pytest.mark.parametrize("name", sorted(n for n, s in CATALOG.items() if s.reads == "face478"))
-def test_face_op_moving_and_fixed_indices_are_disjoint_and_valid(name):
+def test_face_op_moves_only_points_of_the_groups_it_names(name):
     spec = CATALOG[name]
-    motion = spec.motion
-    moving = set(getattr(motion, "points", ())) | {i for g in getattr(motion, "groups", ()) for i in g}
-    assert moving and spec.fixed
+    moving = set(catalog.moving_indices(spec.motion))
+    assert moving and spec.moves and set(spec.moves) <= set(catalog.FEATURE_GROUPS)
+    held = {i for g, idx in catalog.FEATURE_GROUPS.items() if g not in spec.moves for i in idx}
+    assert not moving & held, sorted(moving & held)
     assert not moving & set(spec.fixed)
     assert all(0 <= i < 478 for i in moving | set(spec.fixed))
+    assert set(catalog.held_indices(spec, tuple(moving))) == (held | set(spec.fixed)) - moving
+
+
+def test_body_ops_name_no_face_groups():
+    assert all(not CATALOG[n].moves for n in BODY)
 
 
 def test_opcall_validation():
@@ -97,12 +100,20 @@ def test_signed_magnitude_is_linear_with_the_signed_ends():
     assert spec.signed_magnitude(0) == 0.0
 
 
-def test_anchors_hold_the_fixed_ring_and_move_only_moving_points(astronaut):
+def test_face_anchors_hold_the_groups_near_the_op_and_move_only_moving_points(astronaut):
     _, lm = astronaut
-    a = op_anchors(CATALOG["eye_size"], lm, 100)
-    assert a.src.shape == a.dst.shape == (a.moving + len(CATALOG["eye_size"].fixed), 2)
-    np.testing.assert_array_equal(a.src[a.moving:], a.dst[a.moving:])
+    spec = CATALOG["eye_size"]
+    a = op_anchors(spec, lm, 100)
+    moving = catalog.moving_indices(spec.motion)
+    np.testing.assert_array_equal(a.src[: a.moving], lm.face[list(moving)])
+    np.testing.assert_array_equal(a.src[a.moving :], a.dst[a.moving :])
     assert np.all(np.hypot(*(a.dst[: a.moving] - a.src[: a.moving]).T) > 0)
+    # Held: every point of an unmoved group within the op's reach, nothing beyond it.
+    held = lm.face[list(catalog.held_indices(spec, moving))]
+    reach = np.hypot(*(held[:, None] - a.src[None, : a.moving]).transpose(2, 0, 1)).min(axis=1)
+    fixed = {tuple(p) for p in a.src[a.moving :]}
+    assert {tuple(p) for p in held[reach <= a.falloff.outer]} == fixed
+    assert a.hold is not None and len(a.hold.polygons) >= 4  # brows, nose, cheeks, temples ...
 
 
 def test_face_axes_follow_the_eye_line(astronaut):
@@ -119,21 +130,33 @@ def test_missing_landmarks_raise_clear_errors(astronaut, bus_person):
         op_anchors(CATALOG["eye_size"], body_lm, 50)
     with pytest.raises(MissingLandmarks, match="pose"):
         op_anchors(CATALOG["arm_slimming"], Landmarks(face=face_lm.face), 50)
-    no_box = Landmarks(pose=body_lm.pose, pose_visibility=body_lm.pose_visibility)
+    no_box = dataclasses.replace(body_lm, person_box=None)
     with pytest.raises(MissingLandmarks, match="person box"):
         op_anchors(CATALOG["waist_slimming"], no_box, 50)
+    no_outline = dataclasses.replace(body_lm, outline=None)
+    with pytest.raises(MissingLandmarks, match="outline"):
+        op_anchors(CATALOG["waist_slimming"], no_outline, 50)
     # The astronaut's hips and legs are out of frame (visibility < 0.5).
     with pytest.raises(MissingLandmarks, match="leg_length needs pose joints"):
         op_anchors(CATALOG["leg_length"], face_lm, 50)
-    with pytest.raises(MissingLandmarks, match="none of its limbs"):
+    with pytest.raises(MissingLandmarks, match="waist_slimming: no limb"):
         op_anchors(CATALOG["waist_slimming"], face_lm, 50)
+    # Someone standing over the whole body: nothing it edits may move.
+    x0, y0, x1, y1 = body_lm.person_box
+    covered = dataclasses.replace(body_lm, hold=((np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) + [[-5, -5], [5, -5], [5, 5], [-5, 5]]),))
+    with pytest.raises(MissingLandmarks, match="covered by or next to another person"):
+        op_anchors(CATALOG["arm_slimming"], covered, 50)
 
 
-def test_body_anchors_skip_invisible_limbs(astronaut, bus_person):
-    # The astronaut shows one upper arm (12 -> 14); the bus person shows all four segments.
-    portrait = op_anchors(CATALOG["arm_slimming"], astronaut[1], 100)
-    full = op_anchors(CATALOG["arm_slimming"], bus_person[1], 100)
-    assert portrait.moving == 2 * 3 and full.moving == 4 * 2 * 3
+@pytest.mark.parametrize("name", sorted(BODY))
+def test_body_ops_move_points_of_the_silhouette(name, bus_person):
+    """Silhouette points (on the outline polygon) move; pose joints may move with them."""
+    _, lm = bus_person
+    a = op_anchors(CATALOG[name], lm, 100)
+    outline = lm.outline.astype(np.float32).reshape(-1, 1, 2)
+    on_outline = [abs(cv2.pointPolygonTest(outline, (float(x), float(y)), True)) < 1.0 for x, y in a.src[: a.moving]]
+    assert sum(on_outline) >= 2, name
+    assert a.falloff is not None and a.hold is not None and len(a.hold.polygons) == len(lm.hold)
 
 
 # --- Landmarks -----------------------------------------------------------------------------
@@ -161,10 +184,20 @@ def test_landmarks_are_read_only_copies(astronaut):
         copy.face[0, 0] = 5.0
 
 
-def test_landmarks_mapped_moves_every_point_and_the_box(astronaut):
-    _, lm = astronaut
+def test_landmarks_mapped_moves_every_point_and_the_box(bus_person):
+    _, lm = bus_person
     moved = lm.mapped(lambda p: p * 2.0 + (3.0, -1.0))
-    np.testing.assert_allclose(moved.face, lm.face * 2 + (3, -1))
     np.testing.assert_allclose(moved.pose, lm.pose * 2 + (3, -1))
     np.testing.assert_allclose(moved.person_box, lm.person_box * 2 + (3, -1, 3, -1))
+    np.testing.assert_allclose(moved.outline, lm.outline * 2 + (3, -1))
+    for a, b in zip(moved.hold, lm.hold, strict=True):
+        np.testing.assert_allclose(a, b * 2 + (3, -1))
     np.testing.assert_array_equal(moved.pose_visibility, lm.pose_visibility)
+
+
+def test_landmarks_validate_polygons():
+    with pytest.raises(ValueError, match=r"Landmarks.outline: expected a polygon"):
+        Landmarks(outline=[[0, 0], [1, 1]])
+    with pytest.raises(ValueError, match=r"Landmarks.hold\[1\]: expected a polygon"):
+        Landmarks(hold=([[0, 0], [1, 0], [1, 1]], [[0, 0]]))
+    assert Landmarks.from_dict({"hold": None}).hold == ()

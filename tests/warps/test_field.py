@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from warps.field import WarpField, solve_backward, solve_backward_dense
+from warps.field import JacobianStats, WarpField
+from warps.hold import Hold
+from warps.solve import Falloff, solve_backward, solve_backward_dense
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +177,51 @@ def test_roi_on_the_image_border_is_not_tapered_unless_the_image_is_a_window():
     window = solve_backward((1024, 1024), src, dst, window=True)
     wx, wy = window.displacement()
     assert np.abs(wy[-1]).max() < 1e-6  # continuous with the larger image around the window
+
+
+def test_jacobian_stats_count_folds_and_pinches():
+    src, dst = _eye_like(1.25)
+    smooth = solve_backward((1024, 1024), src, dst).jacobian
+    assert smooth.fold_count == 0 and 0 < smooth.min_jacobian < 1 < smooth.max_jacobian < 3
+    folded = dst.copy()
+    folded[0] = src[16] + [150.0, 0.0]
+    stats = solve_backward((1024, 1024), src, folded).jacobian
+    assert stats.fold_count > 0 and stats.min_jacobian < 0
+    assert WarpField.identity((8, 8)).jacobian == JacobianStats(0, 1.0, 1.0)
+
+
+def test_a_clipped_window_taper_still_reaches_zero_at_the_border():
+    """Controls that cross the window's side (here its bottom) are attenuated so the field
+    is 0 on the border: pasted into the larger photo it has no seam there."""
+    src, dst = _eye_like(1.25, centre=(500.0, 1000.0))  # contour and ring cross y = 1023
+    window = solve_backward((1024, 1024), src, dst, window=True)
+    dx, dy = window.displacement()
+    assert window.roi[3] == 1024 and np.hypot(dx, dy).max() > 3.0
+    assert np.hypot(dx[-1], dy[-1]).max() < 1e-6
+    # The window is the middle of a photo twice its size; continuity across its border.
+    photo = window.reframe(np.array([[1.0, 0.0, -512.0], [0.0, 1.0, -512.0]]), (2048, 2048))
+    px, py = photo.displacement()
+    jump = max(np.abs(np.diff(px, axis=0)).max(), np.abs(np.diff(py, axis=0)).max(),
+               np.abs(np.diff(px, axis=1)).max(), np.abs(np.diff(py, axis=1)).max())  # fmt: skip
+    assert jump < 0.5, jump
+    assert photo.jacobian.fold_count == 0
+
+
+def test_falloff_bounds_the_reach_and_hold_keeps_a_region_exactly():
+    src, dst = _eye_like(1.25)
+    falloff = Falloff(60.0, 120.0)
+    moving = np.vstack([src[:16], dst[:16]])
+    field = solve_backward((1024, 1024), src, dst, falloff=falloff)
+    gx, gy = np.meshgrid(np.arange(field.roi[0], field.roi[2]), np.arange(field.roi[1], field.roi[3]))
+    dist = np.hypot(gx[..., None] - moving[:, 0], gy[..., None] - moving[:, 1]).min(axis=-1)
+    dx, dy = field.displacement()
+    # Exactly 0 beyond the reach (plus the 1.5 grid steps the bilinear upsampling spans).
+    assert np.hypot(dx, dy)[dist > falloff.outer + 12].max() == 0.0
+    np.testing.assert_allclose(field.sample(dst[:16]), src[:16], atol=0.15)
+    # Hold a box beside the contour: exactly still inside (the margin in), smooth outside.
+    box = np.array([[450.0, 380.0], [520.0, 380.0], [520.0, 460.0], [450.0, 460.0]])
+    held = solve_backward((1024, 1024), src, dst, falloff=falloff, hold=Hold((box,), margin=2.0, feather=20.0))
+    hx, hy = held.displacement()
+    inside = (gx >= 450) & (gx <= 520) & (gy >= 380) & (gy <= 460)
+    assert np.hypot(dx, dy)[inside].max() > 1.0 and np.hypot(hx, hy)[inside].max() == 0.0
+    assert held.jacobian.fold_count == 0

@@ -1,61 +1,94 @@
-"""Edit regions (warps.region) of real chains on the astronaut photo."""
+"""Edit regions (warps.region) against what really changed, |after - before|, on real edits:
+in the base frame, and in self-augmented views after a JPEG q95 4:4:4 round trip."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
+from pipeline.imageio import decode_image, encode_jpeg
+from warps.augment import SimulatedAugmentSpec, apply_image, apply_mask, sample_transform
 from warps.catalog import OpCall
-from warps.chain import plan_chain
 from warps.field import WarpField
-from warps.region import edit_region
+from warps.region import change_region, changed_pixels, edit_region, view_mask
+
+CHAINS = [
+    [OpCall("eye_size", 100)],
+    [OpCall("mouth_width", -100), OpCall("nose_length", 70)],
+    [OpCall("lip_thickness", 100)],
+]
+
+
+def _coverage(changed: np.ndarray, mask: np.ndarray) -> float:
+    return float((changed & (mask > 0)).sum() / max(changed.sum(), 1))
 
 
 @pytest.fixture(scope="module")
-def eye_plan(astronaut):
-    image, lm = astronaut
-    return plan_chain(image.shape[:2], lm, [OpCall("eye_size", 100)])
+def edits(sample_faces):
+    """(face, field, before, after) of a few chains on three faces, in the base frame."""
+    out = []
+    for face, calls in zip(sample_faces[:3], CHAINS):
+        _, field = face.plan(calls)
+        out.append((face, field, face.base, field.apply(face.base)))
+    return out
 
 
-def test_mask_marks_exactly_the_pixels_that_move(eye_plan):
-    region = eye_plan.region
-    magnitude = eye_plan.field.displacement_magnitude()
-    assert region.mask.dtype == np.uint8 and set(np.unique(region.mask)) == {0, 255}
-    np.testing.assert_array_equal(region.mask > 0, magnitude > 0.5)
+def test_base_region_holds_every_changed_pixel_and_every_moved_one(edits):
+    for _, field, before, after in edits:
+        region = change_region(before, after, field)
+        changed = changed_pixels(before, after)
+        assert changed.sum() > 100
+        assert _coverage(changed, region.mask) == 1.0
+        moved = field.displacement_magnitude() > 0.5
+        assert np.all(region.mask[moved] == 255)
+        # The displacement alone (the old region) misses changed pixels.
+        assert _coverage(changed, edit_region(field).mask) < 0.99
 
 
-def test_bbox_and_polygons_cover_the_mask_around_the_eyes(eye_plan, astronaut):
-    _, lm = astronaut
-    region = eye_plan.region
+def test_view_masks_cover_the_change_after_a_jpeg_round_trip(edits):
+    spec = SimulatedAugmentSpec()
+    rng = np.random.default_rng(5)
+    for _, field, before, after in edits:
+        region = change_region(before, after, field)
+        h, w = before.shape[:2]
+        x0, y0, x1, y1 = region.bbox
+        for _ in range(4):
+            view = sample_transform(rng, (w, h), spec, must_contain=(x0, y0, x1 - 1, y1 - 1))
+            vb, va = apply_image(view, before), apply_image(view, after)
+            warped = apply_mask(view, region.mask, binary=True)
+            mask = view_mask(vb, va, warped)
+            jb, ja = decode_image(encode_jpeg(vb, 95)), decode_image(encode_jpeg(va, 95))
+            changed = changed_pixels(jb, ja)
+            assert changed.sum() > 50
+            assert _coverage(changed, mask) >= 0.99
+            # Neither the warped base mask nor the unblocked view change suffices alone.
+            assert _coverage(changed, warped) < 0.99
+            assert _coverage(changed, view_mask(vb, va, warped, block=1)) < 0.99
+
+
+def test_regions_of_an_identity_edit_are_empty():
+    image = np.full((40, 30, 3), 90, np.uint8)
+    region = change_region(image, image.copy(), WarpField.identity((40, 30)))
+    assert region.is_empty and region.polygons == () and not region.mask.any()
+    assert not view_mask(image, image, np.zeros((40, 30), np.uint8)).any()
+
+
+def test_polygons_and_bbox_describe_the_mask(edits):
+    _, field, before, after = edits[0]
+    region = change_region(before, after, field)
     ys, xs = np.nonzero(region.mask)
     assert region.bbox == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     x0, y0, x1, y1 = region.bbox
-    eyes = lm.face[[33, 133, 263, 362]]
-    assert x0 < eyes[:, 0].min() and eyes[:, 0].max() < x1 and y0 < eyes[:, 1].min() and eyes[:, 1].max() < y1
-    assert (x1 - x0) * (y1 - y0) < 0.1 * 512 * 512  # an eye edit stays local
-    drawn = np.zeros_like(region.mask)
-    cv2.fillPoly(drawn, [np.array(p, np.int32) for p in region.polygons], 255)
-    overlap = np.logical_and(drawn > 0, region.mask > 0).sum() / (region.mask > 0).sum()
-    assert overlap > 0.9
-    assert all(x0 <= x < x1 and y0 <= y < y1 for p in region.polygons for x, y in p)
+    assert all(x0 <= x < x1 and y0 <= y < y1 for polygon in region.polygons for x, y in polygon)
 
 
-def test_region_is_computed_inside_the_field_box_only(eye_plan):
-    x0, y0, x1, y1 = eye_plan.field.roi
-    outside = np.ones((512, 512), bool)
-    outside[y0:y1, x0:x1] = False
-    assert not eye_plan.region.mask[outside].any()
-    bx0, by0, bx1, by1 = eye_plan.region.bbox
-    assert x0 <= bx0 < bx1 <= x1 and y0 <= by0 < by1 <= y1
-
-
-def test_identity_region_is_empty():
-    region = edit_region(WarpField.identity((64, 48)))
-    assert region.is_empty and region.polygons == () and not region.mask.any()
-    assert region.mask.shape == (64, 48)
-
-
-def test_invalid_arguments_raise(eye_plan):
+def test_invalid_arguments_raise(edits):
+    _, field, before, after = edits[0]
     with pytest.raises(ValueError, match="threshold_px"):
-        edit_region(eye_plan.field, threshold_px=-1)
+        edit_region(field, threshold_px=-1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        changed_pixels(before, after[:-1])
+    with pytest.raises(ValueError, match="block"):
+        view_mask(before, after, np.zeros(before.shape[:2], np.uint8), block=0)
+    with pytest.raises(ValueError, match="do not match field shape"):
+        change_region(before[:-1], after[:-1], field)
