@@ -184,7 +184,7 @@ def _edit(scene: dict[str, Any], calls: list, config: Any) -> Any:
 
     image = scene["image"]
     _, field, _ = plan_in_crop(scene["alignment"], scene["landmarks"], calls, config.simulated.warp, image.shape[:2])
-    pasted = paste(image, field, [], config.simulated.warp.region_threshold_px)
+    pasted = paste(image, field, [], config.simulated.warp)
     return SimpleNamespace(after=pasted.after, mask=pasted.region, field=field)
 
 

@@ -66,7 +66,7 @@ def _faces():
     from pipeline.alignment import align_face
     from pipeline.imageio import load_image
     from pipeline.sample_corpus import sample_paths
-    from pipeline.synthesis import base_frame
+    from pipeline.framing import photo_frame as base_frame
     from warps.landmarks import Landmarks
 
     record = json.loads((FIXTURES / "landmarks_faces.json").read_text())

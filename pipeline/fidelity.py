@@ -38,11 +38,12 @@ from detectors.face_mesh import FaceMeshDetector
 from detectors.geometry import Roi
 from detectors.identity import DlibEmbedder, OnnxEmbedder, identity_similarity
 from detectors.records import ModelId
-from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, motion_gain, track_points
-from pipeline.fidelity_pixels import codec_noise, detail_ratio, outside_change, roi_in_view
+from pipeline.fidelity_geometry import align_err_px, collateral_ratio, motion_gain, track_points
+from pipeline.fidelity_pixels import codec_noise, outside_change, roi_in_view
 from warps import catalog
-from warps.catalog import CATALOG, Translate
+from warps.catalog import CATALOG, FEATURE_GROUPS, moving_indices
 from warps.field import WarpField
+from warps.measure import detail_ratio
 
 #: The QA columns of the pairs manifest, in schema order.
 QA_COLUMNS: tuple[str, ...] = (
@@ -51,19 +52,6 @@ QA_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: Percentiles reported by :func:`qa_percentiles`.
 PERCENTILES: tuple[int, ...] = (1, 5, 25, 50, 75, 95, 99)
-#: Face landmark groups (FaceMesh indices) used for locality until the catalog exports its own.
-FACE_GROUPS: dict[str, tuple[int, ...]] = {
-    "face_oval": catalog.FACE_OVAL,
-    "right_eye": catalog.RIGHT_EYE,
-    "left_eye": catalog.LEFT_EYE,
-    "right_iris": catalog.RIGHT_IRIS + (catalog.RIGHT_IRIS_CENTRE,),
-    "left_iris": catalog.LEFT_IRIS + (catalog.LEFT_IRIS_CENTRE,),
-    "right_eyebrow": catalog.RIGHT_EYEBROW,
-    "left_eyebrow": catalog.LEFT_EYEBROW,
-    "nose": tuple(sorted(set(catalog.NOSE + catalog.RIGHT_NOSE_BRIDGE + catalog.LEFT_NOSE_BRIDGE
-                             + catalog.RIGHT_ALA + catalog.LEFT_ALA + catalog.NOSE_TIP))),
-    "lips": catalog.LIPS,
-}  # fmt: skip
 _IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 #: Side of the square FaceMesh re-detection window, in face-landmark extents (FaceMesh's own
 #: ROI is 1.5 x the face detector's box, which is smaller than the mesh's extent).
@@ -77,16 +65,13 @@ def moving_landmarks(op_names: Sequence[str]) -> np.ndarray:
         spec = CATALOG[name]
         if spec.reads != "face478":
             raise ValueError(f"op {name} moves pose points, not face landmarks")
-        motion = spec.motion
-        points = motion.points if isinstance(motion, Translate) else sum(motion.groups, ())
-        moving.update(points)
+        moving.update(moving_indices(spec.motion))
     return np.array(sorted(moving), np.intp)
 
 
-def allowed_groups(op_names: Sequence[str], groups: Mapping[str, Sequence[int]] = FACE_GROUPS) -> frozenset[str]:
-    """The groups holding any landmark the ops move: the groups these ops may move."""
-    moving = set(moving_landmarks(op_names).tolist())
-    return frozenset(name for name, idx in groups.items() if moving & set(idx))
+def allowed_groups(op_names: Sequence[str]) -> frozenset[str]:
+    """The FEATURE_GROUPS the ops may move: the union of their catalog ``moves``."""
+    return frozenset(group for name in op_names for group in CATALOG[name].moves)
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,7 +178,7 @@ class FidelityModels:
         region: np.ndarray,
         op_names: Sequence[str],
         *,
-        groups: Mapping[str, Sequence[int]] = FACE_GROUPS,
+        groups: Mapping[str, Sequence[int]] = FEATURE_GROUPS,
         allowed: frozenset[str] | None = None,
         jpeg_quality: int = 95,
         diagnostics: bool = True,
@@ -209,9 +194,9 @@ class FidelityModels:
         self._check_loaded()
         lms = reference.landmarks
         face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
-        allowed = allowed_groups(face_ops, groups) if allowed is None else allowed
+        allowed = allowed_groups(face_ops) if allowed is None else allowed
         moving = moving_landmarks(face_ops)
-        summary = field_summary(field)
+        summary = field.jacobian
         try:
             carried = field.forward_points(lms)
         except RuntimeError:  # the map folds: no carried landmarks
@@ -235,7 +220,7 @@ class FidelityModels:
             fold_count=summary.fold_count,
             min_jacobian=summary.min_jacobian,
             max_jacobian=summary.max_jacobian,
-            detail_ratio=detail_ratio(before, after, field),
+            detail_ratio=detail_ratio(before, after, field).ratio,
             identity_sim=identity_similarity(reference.embedding, self.embedder.embed(after, lms)),
             collateral_ratio_detected=collateral_detected,
             realized_ratio_flow=flow_realized,

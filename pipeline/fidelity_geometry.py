@@ -3,7 +3,7 @@ onto its base frame, and how landmark motion compares with the plan.
 
 Pure functions of arrays. Coordinates are pixel (x, y) float64 with pixel centres at
 integers; images RGB uint8 (H, W, 3); masks uint8 (H, W), > 0 inside. The *base frame* is
-the photo frame the edit was pasted in (``pipeline.synthesis``); a *view* is
+the photo frame the edit was pasted in (``pipeline.recipes``); a *view* is
 ``cv2.warpAffine(base_image, M, size, BORDER_REFLECT_101)`` with ``M`` (2, 3) mapping base
 pixel coordinates to view pixel coordinates (``SpatialTransform.matrix``).
 """
@@ -25,37 +25,6 @@ ALIGN_PERCENTILE = 99.0
 #: The flow runs on 2 x 2 area means of the box (a quarter of the pixels); its vectors
 #: are scaled back to base pixels. Sub-pixel flow keeps the error of true views near 0.1 px.
 ALIGN_DOWNSAMPLE = 2
-
-
-@dataclass(frozen=True)
-class FieldSummary:
-    """Fold-overs and stretch of a backward map (``WarpField``) over its roi.
-
-    The Jacobian determinant is that of d(source)/d(output) by forward differences, the
-    convention of ``WarpField.min_jacobian``: 1 for the identity, < 1 where content is
-    magnified in the output, > 1 where it is compressed, <= 0 where the map folds.
-    ``fold_count`` counts the roi pixels whose determinant is <= 0.
-    """
-
-    fold_count: int
-    min_jacobian: float
-    max_jacobian: float
-
-
-def field_summary(field: WarpField) -> FieldSummary:
-    """:class:`FieldSummary` of ``field``; (0, 1.0, 1.0) for the identity."""
-    if field.is_identity or min(field.map_x.shape) < 2:
-        return FieldSummary(0, 1.0, 1.0)
-    det = jacobian_determinant(field.map_x, field.map_y)
-    return FieldSummary(int(np.count_nonzero(det <= 0)), float(det.min()), float(det.max()))
-
-
-def jacobian_determinant(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-    """(h - 1, w - 1) float64 determinant of the backward map (h, w) by forward differences."""
-    mx, my = map_x.astype(np.float64), map_y.astype(np.float64)
-    mxx, mxy = np.diff(mx, axis=1)[:-1], np.diff(mx, axis=0)[:, :-1]
-    myx, myy = np.diff(my, axis=1)[:-1], np.diff(my, axis=0)[:, :-1]
-    return mxx * myy - mxy * myx
 
 
 def align_err_px(

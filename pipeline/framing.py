@@ -116,7 +116,7 @@ def face_frame(
     side = frame_size / scale
     x0, x1 = _span(centre[0], side, w)
     y0, y1 = _span(centre[1], side, h)
-    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    size = (max(1, min(frame_size, round((x1 - x0) * scale))), max(1, min(frame_size, round((y1 - y0) * scale))))
     return crop_frame(photo, (x0, y0, x1, y1), size)
 
 

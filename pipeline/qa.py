@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 
 from pipeline.fidelity import FidelityModels, failing_gates, measure_view
-from pipeline.fidelity_geometry import field_summary
-from pipeline.fidelity_pixels import codec_noise, detail_ratio, roi_in_view
+from pipeline.fidelity_pixels import codec_noise, roi_in_view
 from pipeline.recipes import Edit, EditRejected
 from pipeline.render import ViewPixels
+from warps.measure import detail_ratio
 
 #: Per-edit columns (the rest of QA_FIELDS are per view).
 EDIT_COLUMNS = ("realized_ratio", "collateral_ratio", "fold_count", "min_jacobian", "max_jacobian", "detail_ratio", "identity_sim")
@@ -75,10 +75,11 @@ class PairMeasurer:
             measures = {column: getattr(found, column) for column in EDIT_COLUMNS}
             measures["codec_noise"] = found.codec_noise
         else:
-            summary = field_summary(edit.field)
+            summary = edit.field.jacobian
             measures = {column: math.nan for column in EDIT_COLUMNS}
             measures.update(fold_count=summary.fold_count, min_jacobian=summary.min_jacobian,
-                            max_jacobian=summary.max_jacobian, detail_ratio=detail_ratio(edit.before, edit.after, edit.field))  # fmt: skip
+                            max_jacobian=summary.max_jacobian,
+                            detail_ratio=detail_ratio(edit.before, edit.after, edit.field).ratio)  # fmt: skip
             measures["codec_noise"] = codec_noise(edit.before, edit.region, roi_in_view(edit.field.roi, _IDENTITY),
                                                   quality=self.jpeg_quality)  # fmt: skip
         failed = failing_gates(measures, self.config.gates, max_abs_strength=_max_strength(edit))

@@ -27,6 +27,7 @@ from pipeline.recipes import Edit, EditRejected
 from pipeline.regions import RegionMap
 from warps.augment import AugmentError, SpatialTransform, apply_image, sample_transform, transform_points
 from warps.catalog import CATALOG
+from warps.region import JPEG_BLOCK, view_mask
 
 #: Version of the JSON parameter record stored with every pair.
 RECORD_VERSION = 2
@@ -112,12 +113,17 @@ class ViewPixels:
     strength: np.ndarray
 
 
-def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap) -> ViewPixels:
+def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lossy: bool) -> ViewPixels:
     """Apply ``transform`` to the edit's before, after, masks and maps alike (label maps
-    nearest-neighbour, images and the strength map bilinear)."""
+    nearest-neighbour, images and the strength map bilinear); ``lossy``: the images will be
+    JPEG-encoded, so the mask covers whole 8 x 8 blocks around every change."""
     before = apply_image(transform, edit.before)
     after = apply_image(transform, edit.after)
-    mask = view_mask(transform, edit.region, edit.field.roi, before, after)
+    # The base region warped with "any overlap" (a superset of the pixels it reaches), plus the
+    # view's own changed pixels grown to the JPEG blocks that hold them.
+    reached = cv2.warpAffine(edit.region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+    mask = view_mask(before, after, reached, block=JPEG_BLOCK if lossy else 1)
     labels = [cv2.warpAffine(m, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
                              borderMode=cv2.BORDER_REFLECT_101) for m in (edit.opmask, regions.index)]  # fmt: skip
     if edit.strength_map is None:
@@ -208,27 +214,6 @@ def render_view(
         for k, r in enumerate(edit.records)
     ]  # fmt: skip
     return RenderedPair({"__key__": key, **members}, row, op_rows)
-
-
-def view_mask(
-    transform: SpatialTransform, region: np.ndarray, roi: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray
-) -> np.ndarray:
-    """The view's region: every view pixel the base region touches (any overlap under the
-    view's interpolation) plus every pixel whose value differs between the view's before
-    and after (only near the field's ``roi``, the one place they can differ); uint8 0/255."""
-    warped = cv2.warpAffine(region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-    mask = np.where(warped > 0, np.uint8(255), np.uint8(0))
-    x0, y0, x1, y1 = roi
-    corners = transform_points(transform.matrix, np.array([[x0 - 2, y0 - 2], [x1 + 1, y0 - 2], [x0 - 2, y1 + 1], [x1 + 1, y1 + 1]], float))
-    w, h = transform.size
-    vx0, vy0 = (max(0, int(np.floor(v))) for v in corners.min(axis=0))
-    vx1, vy1 = (int(np.ceil(v)) + 1 for v in corners.max(axis=0))
-    vx1, vy1 = min(vx1, w), min(vy1, h)
-    if vx0 < vx1 and vy0 < vy1:
-        changed = np.any(before[vy0:vy1, vx0:vx1] != after[vy0:vy1, vx0:vx1], axis=2)
-        mask[vy0:vy1, vx0:vx1][changed] = 255
-    return mask
 
 
 def _finite(value: Any) -> Any:

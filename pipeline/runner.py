@@ -216,7 +216,7 @@ class _ShardWriter:
                     self._reject(run, edit_index, view, attempt, "edit_too_small",
                                  f"largest displacement {shown:.2f} px in the view < min_disp_px {self.recipe.min_disp_px}")  # fmt: skip
                     continue
-                pixels = warp_view(edit, transform, regions)
+                pixels = warp_view(edit, transform, regions, lossy=context.image_format == "jpeg")
                 view_measures = measures
                 if self.measurer is not None:
                     view_measures, failed = self.measurer.view(edit, pixels, measures)

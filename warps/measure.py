@@ -92,16 +92,25 @@ def detail_ratio(
     measured = rigid & (np.hypot(dx, dy) > threshold_px)
     if not measured.any():
         return DetailRatio(float("nan"), 0)
-    energy_after = _laplacian_energy(after, sigma)[y0:y1, x0:x1][measured]
+    # Energies only over the box holding the roi and every source position (plus the blur's
+    # reach), so the cost follows the edit, not the photo.
+    h, w = field.shape
+    pad = int(np.ceil(4 * sigma)) + 2
+    bx0 = max(0, min(x0, int(np.floor(field.map_x[measured].min()))) - pad)
+    by0 = max(0, min(y0, int(np.floor(field.map_y[measured].min()))) - pad)
+    bx1 = min(w, max(x1, int(np.ceil(field.map_x[measured].max())) + 1) + pad)
+    by1 = min(h, max(y1, int(np.ceil(field.map_y[measured].max())) + 1) + pad)
+    energy_after = _laplacian_energy(after[by0:by1, bx0:bx1], sigma)[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0][measured]
     sources = cv2.remap(
-        _laplacian_energy(before, sigma), field.map_x, field.map_y, cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_REFLECT_101,
+        _laplacian_energy(before[by0:by1, bx0:bx1], sigma), field.map_x - np.float32(bx0),
+        field.map_y - np.float32(by0), cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101,
     )[measured]  # fmt: skip
     after_sum, before_sum = float(energy_after.sum()), float(sources.sum())
     return DetailRatio(after_sum / max(before_sum, 1e-12), int(measured.sum()), after_sum, before_sum)
 
 
 def _laplacian_energy(image: np.ndarray, sigma: float) -> np.ndarray:
+    image = np.ascontiguousarray(image)
     grey = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float32)
     if sigma > 0:
         grey = cv2.GaussianBlur(grey, (0, 0), sigma)

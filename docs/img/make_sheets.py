@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from pipeline.alignment import align_face  # noqa: E402
 from pipeline.imageio import load_image  # noqa: E402
 from pipeline.sample_corpus import sample_paths  # noqa: E402
-from pipeline.synthesis import base_frame  # noqa: E402
+from pipeline.framing import photo_frame as base_frame  # noqa: E402
 from warps.catalog import OpCall, ops_for_subset  # noqa: E402
 from warps.chain import plan_chain  # noqa: E402
 from warps.landmarks import Landmarks  # noqa: E402

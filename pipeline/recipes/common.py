@@ -10,7 +10,8 @@ import numpy as np
 from detectors.records import PortraitDetections
 from warps.field import WarpField
 from warps.landmarks import Landmarks
-from warps.region import edit_region
+from warps.chain import WarpSettings
+from warps.region import change_region, edit_region
 
 #: Bits of the op mask: a chain has at most 8 ops.
 MAX_CHAIN_OPS = 8
@@ -26,36 +27,45 @@ class Pasted:
 
 
 def person_landmarks(detections: PortraitDetections, person_index: int) -> Landmarks:
-    """What the op catalog reads of person ``person_index``, in photo pixel coords:
-    their face mesh (if a face is assigned to them), pose and box."""
+    """What the op catalog reads of person ``person_index``, in photo pixel coords: their face
+    mesh (if a face is assigned to them), their pose if it passed its check, their box and
+    outline, and every other person's outline (or box) to hold still."""
     face = next((f for f in detections.faces if f.person_index == person_index), None)
     pose = next((p for p in detections.poses if p.person_index == person_index), None)
+    outlines = detections.outlines(person_index)
     return Landmarks(
         face=None if face is None else face.landmarks[:, :2],
         pose=None if pose is None else pose.landmarks[:, :2],
         pose_visibility=None if pose is None else np.clip(pose.landmarks[:, 3], 0.0, 1.0),
         person_box=detections.persons[person_index].box,
+        outline=outlines.outline if outlines.outline is not None and len(outlines.outline) >= 3 else None,
+        hold=tuple(_hold_polygon(outline, box) for _, outline, box in outlines.others),
     )
 
 
-def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], threshold_px: float) -> Pasted:
-    """Apply ``field`` to ``before`` and derive the masks.
+def _hold_polygon(outline: np.ndarray | None, box: np.ndarray) -> np.ndarray:
+    """Another person's silhouette, or their box as a 4-point polygon when they have none."""
+    if outline is not None and len(outline) >= 3:
+        return outline
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
 
-    The region is every pixel the field moves by more than ``threshold_px`` or whose value
-    changed at all; bit k of the op mask marks pixels op k's own field moves by more than
-    the threshold (so each op's share of a composed edit can be recovered).
+
+def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], warp: WarpSettings) -> Pasted:
+    """Apply ``field`` to ``before`` (``warp.resampling``) and derive the masks.
+
+    The region (``warps.region.change_region``) is every pixel the field moves by more than
+    ``warp.region_threshold_px`` or whose value changed at all; bit k of the op mask marks the
+    pixels op k's own field moves by more than that threshold (each op's share of a composed
+    edit stays recoverable).
     """
     if len(op_fields) > MAX_CHAIN_OPS:
         raise ValueError(f"a chain holds at most {MAX_CHAIN_OPS} ops, got {len(op_fields)}")
-    after = field.apply(before)
-    region = edit_region(field, threshold_px=threshold_px).mask
-    if not field.is_identity:  # outside its roi the field copies pixels exactly
-        x0, y0, x1, y1 = field.roi
-        changed = np.any(after[y0:y1, x0:x1] != before[y0:y1, x0:x1], axis=2)
-        region[y0:y1, x0:x1][changed] = 255
+    after = field.apply(before, warp.resampling)
+    region = change_region(before, after, field, threshold_px=warp.region_threshold_px).mask
     opmask = np.zeros(before.shape[:2], np.uint8)
     for bit, op_field in enumerate(op_fields):
-        moved = edit_region(op_field, threshold_px=threshold_px).mask > 0
+        moved = edit_region(op_field, threshold_px=warp.region_threshold_px).mask > 0
         opmask[moved] |= np.uint8(1 << bit)
     return Pasted(after, region, opmask)
 

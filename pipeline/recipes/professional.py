@@ -87,7 +87,7 @@ class ProfessionalRecipe:
             raise EditRejected("missing_landmarks", str(exc)) from exc
         if plan.field.is_identity:
             raise EditRejected("empty_region", "the chain moves no pixel")
-        pasted = paste(photo, plan.field, list(plan.op_fields), self.pro.warp.region_threshold_px)
+        pasted = paste(photo, plan.field, list(plan.op_fields), self.pro.warp)
         ys, xs = np.nonzero(pasted.region)
         if len(xs) == 0:
             raise EditRejected("empty_region", "the chain moves no pixel by more than the threshold")

@@ -126,7 +126,7 @@ class SimulatedRecipe:
             op_fields = [scale_field(f, strength) for f in op_fields]
             if field.min_jacobian() < sim.warp.min_jacobian:
                 raise EditRejected("fold", "the spatially varying strength folds the field")
-        pasted = paste(frame.image, field, op_fields, sim.warp.region_threshold_px)
+        pasted = paste(frame.image, field, op_fields, sim.warp)
         ys, xs = np.nonzero(pasted.region)
         if len(xs) == 0:
             raise EditRejected("empty_region", "the pasted warp moves no pixel by more than the threshold")

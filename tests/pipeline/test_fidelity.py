@@ -1,6 +1,6 @@
 """Per-pair QA on real photos: each measurement flags the fault it is meant to catch.
 
-Edits and views are made by the build's own functions (pipeline.synthesis); faults are
+Edits and views are made by the build's own functions (pipeline.recipes); faults are
 injected into the pair afterwards (a shifted view, a wrong matrix, a weaker edit than
 planned, motion in a held feature, blur, change outside the mask), so no measurement is
 checked against the code that produced it.
@@ -21,7 +21,6 @@ import pytest
 from pipeline.alignment import align_face
 from pipeline.config import MirrorsetConfig
 from pipeline.fidelity import (
-    FACE_GROUPS,
     GATE_CODES,
     QA_COLUMNS,
     EditQA,
@@ -34,14 +33,16 @@ from pipeline.fidelity import (
     qa_percentiles,
     qa_row,
 )
-from pipeline.fidelity_geometry import FieldSummary, align_err_px, collateral_ratio, field_summary, motion_gain
-from pipeline.fidelity_pixels import block_aligned, detail_ratio, jpeg_round_trip, outside_change, roi_in_view
+from pipeline.fidelity_geometry import align_err_px, collateral_ratio, motion_gain
+from pipeline.fidelity_pixels import block_aligned, jpeg_round_trip, outside_change, roi_in_view
 from pipeline.framing import photo_frame
 from pipeline.recipes.common import paste
 from pipeline.recipes.simulated import plan_in_crop
 from warps.augment import SpatialTransform, apply_image, apply_mask, sample_transform
 from warps.chain import OpCall
-from warps.field import WarpField
+from warps.catalog import FEATURE_GROUPS
+from warps.field import JacobianStats, WarpField
+from warps.measure import detail_ratio
 from warps.landmarks import Landmarks
 
 CONFIG = MirrorsetConfig()
@@ -71,7 +72,7 @@ class Scene:
 
     def edit(self, *calls: OpCall) -> Edit:
         _, field, _ = plan_in_crop(self.alignment, self.landmarks, list(calls), CONFIG.simulated.warp, self.image.shape[:2])
-        pasted = paste(self.image, field, [], CONFIG.simulated.warp.region_threshold_px)
+        pasted = paste(self.image, field, [], CONFIG.simulated.warp)
         return Edit(pasted.after, pasted.region, field)
 
     def views(self, edit: Edit, count: int) -> list[SpatialTransform]:
@@ -127,16 +128,16 @@ def test_align_err_is_small_for_true_views_and_flags_a_shift_or_a_wrong_matrix(s
 
 
 # --- field summary ---------------------------------------------------------------------------
-def test_field_summary_counts_folds_and_reports_the_stretch(mouth_up: Edit) -> None:
+def test_field_jacobian_counts_folds_and_reports_the_stretch(mouth_up: Edit) -> None:
     field = mouth_up.field
-    plain = field_summary(field)
+    plain = field.jacobian
     assert plain.fold_count == 0
     assert plain.min_jacobian == pytest.approx(field.min_jacobian())
     assert 0.2 < plain.min_jacobian < 0.95 and 1.05 < plain.max_jacobian < 5
     dx, dy = field.displacement()
-    folded = field_summary(WarpField.from_displacement(field.shape, field.roi, 6 * dx, 6 * dy))
+    folded = WarpField.from_displacement(field.shape, field.roi, 6 * dx, 6 * dy).jacobian
     assert folded.fold_count > 100 and folded.min_jacobian < 0 < folded.max_jacobian
-    assert field_summary(WarpField.identity(field.shape)) == FieldSummary(0, 1.0, 1.0)
+    assert WarpField.identity(field.shape).jacobian == JacobianStats(0, 1.0, 1.0)
 
 
 # --- detail_ratio ----------------------------------------------------------------------------
@@ -147,11 +148,11 @@ def test_detail_ratio_separates_sharp_from_bilinear_from_blurred(scene: Scene) -
     blurred = lanczos.copy()
     x0, y0, x1, y1 = field.roi
     blurred[y0:y1, x0:x1] = cv2.GaussianBlur(lanczos[y0:y1, x0:x1], (0, 0), 1.0)
-    sharp, soft, blur = (detail_ratio(scene.image, img, field) for img in (lanczos, bilinear, blurred))
-    assert 0.9 < sharp < 1.15
+    sharp, soft, blur = (detail_ratio(scene.image, img, field).ratio for img in (lanczos, bilinear, blurred))
+    assert 0.95 < sharp < 1.1
     assert soft < sharp - 0.1
-    assert blur < 0.5
-    assert math.isnan(detail_ratio(scene.image, scene.image, WarpField.identity(field.shape)))
+    assert blur < 0.6
+    assert math.isnan(detail_ratio(scene.image, scene.image, WarpField.identity(field.shape)).ratio)
 
 
 # --- outside_change --------------------------------------------------------------------------
@@ -188,23 +189,25 @@ def test_outside_change_rises_when_the_mask_misses_change(scene: Scene, mouth_up
 def test_motion_gain_and_collateral_ratio_follow_their_definitions(scene: Scene) -> None:
     lms = scene.landmarks
     planned = np.zeros_like(lms)
-    planned[list(FACE_GROUPS["lips"])] = (0.0, -8.0)
+    lips = FEATURE_GROUPS["upper_lip"] + FEATURE_GROUPS["lower_lip"]
+    planned[list(lips)] = (0.0, -8.0)
     assert motion_gain(planned, 0.5 * planned) == pytest.approx(0.5)
     assert motion_gain(planned, -planned) == pytest.approx(-1.0)
     assert math.isnan(motion_gain(0.1 * planned, 0.1 * planned))  # below 1 px: not measurable
     moved = lms + planned
-    moved[list(FACE_GROUPS["nose"])] += (0.0, -2.0)
-    assert collateral_ratio(lms, moved, FACE_GROUPS, {"lips"}) == pytest.approx(0.25)
-    assert collateral_ratio(lms, moved, FACE_GROUPS, {"lips", "nose"}) == 0.0
+    moved[list(FEATURE_GROUPS["nose_tip"])] += (0.0, -2.0)
+    assert collateral_ratio(lms, moved, FEATURE_GROUPS, {"upper_lip", "lower_lip"}) == pytest.approx(0.25)
+    assert collateral_ratio(lms, moved, FEATURE_GROUPS, {"upper_lip", "lower_lip", "nose_tip"}) == 0.0
     with pytest.raises(ValueError, match="not in groups"):
-        collateral_ratio(lms, moved, FACE_GROUPS, {"mouth"})
+        collateral_ratio(lms, moved, FEATURE_GROUPS, {"mouth"})
 
 
-def test_allowed_groups_come_from_the_ops_moving_landmarks() -> None:
-    assert allowed_groups(["mouth_vertical"]) == {"lips"}
+def test_allowed_groups_are_the_catalogs_moves() -> None:
+    assert allowed_groups(["mouth_vertical"]) == {"upper_lip", "lower_lip", "mouth_corners"}
     assert allowed_groups(["eye_size"]) == {"left_eye", "right_eye", "left_iris", "right_iris"}
-    assert allowed_groups(["nasal_alae", "mouth_width"]) == {"nose", "lips"}
-    assert set(moving_landmarks(["nose_length"]).tolist()) <= set(FACE_GROUPS["nose"])
+    assert allowed_groups(["nasal_alae", "mouth_width"]) == {"nose_alae", "upper_lip", "lower_lip", "mouth_corners"}
+    nose = {i for g in allowed_groups(["nose_length"]) for i in FEATURE_GROUPS[g]}
+    assert set(moving_landmarks(["nose_length"]).tolist()) <= nose
     with pytest.raises(ValueError, match="pose"):
         moving_landmarks(["waist_slimming"])
 
@@ -214,7 +217,7 @@ def test_realized_ratio_drops_when_the_edit_is_weaker_than_planned(models, scene
     honest = models.measure_edit(reference, scene.image, mouth_up.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])
     weak = scene.edit(OpCall("mouth_vertical", 50))  # what was applied...
     secret = models.measure_edit(reference, scene.image, weak.after, mouth_up.field, mouth_up.mask, ["mouth_vertical"])  # ...vs planned
-    assert 0.85 < honest.realized_ratio < 1.15 and 0.85 < honest.realized_ratio_flow < 1.15
+    assert 0.85 < honest.realized_ratio < 1.15 and 0.8 < honest.realized_ratio_flow < 1.15
     assert 0.3 < secret.realized_ratio < 0.7 and 0.3 < secret.realized_ratio_flow < 0.7
     assert honest.fold_count == 0 and 0.9 < honest.identity_sim <= 1.0
     assert all(np.isfinite(v) for v in qa_row(honest, measure_view(
@@ -230,8 +233,9 @@ def test_collateral_catches_motion_injected_into_a_held_group(models, scene: Sce
     # The nose is moved too, but the pair still claims only eye_size.
     both = eyes.field.then(nose.field)
     injected = models.measure_edit(reference, scene.image, both.apply(scene.image), both, eyes.mask, ["eye_size"])
+    # On carried landmarks (the contract column). FaceMesh re-detection cannot carry this check:
+    # its face prior moves held features by 20-60 % of the target motion (docs/warps.md).
     assert injected.collateral_ratio > plain.collateral_ratio + 0.5
-    assert injected.collateral_ratio_detected > plain.collateral_ratio_detected + 0.3
     body = models.measure_edit(reference, scene.image, eyes.after, eyes.field, eyes.mask, ["waist_slimming"])
     assert math.isnan(body.realized_ratio) and math.isnan(body.collateral_ratio)  # no face op: not measured
     assert body.identity_sim == pytest.approx(plain.identity_sim) and body.detail_ratio == plain.detail_ratio

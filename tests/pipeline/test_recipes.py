@@ -109,7 +109,7 @@ def test_record_reproduces_the_pair_exactly(detected: dict) -> None:
     seeds = [derive_seed(0, "view", v) for v in range(3)]
     transforms = sample_views(edit, seeds)
     regions = region_map(edit.field, region_index(edit.before.shape[:2], edit.face, None, None), edit.face, None)
-    pair = render_view(edit, warp_view(edit, transforms[1], regions), regions, 1, seeds[1], _context("simulated", target),
+    pair = render_view(edit, warp_view(edit, transforms[1], regions, lossy=False), regions, 1, seeds[1], _context("simulated", target),
                        {"max_disp_base_px": 5.0})  # fmt: skip
     record = json.loads(pair.sample["json"])
     x0, y0, x1, y1 = record["base"]["rect"]

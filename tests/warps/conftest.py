@@ -14,7 +14,7 @@ import pytest
 from pipeline.alignment import FaceAlignment, align_face
 from pipeline.imageio import load_image
 from pipeline.sample_corpus import sample_paths
-from pipeline.synthesis import base_frame
+from pipeline.framing import photo_frame as base_frame
 from tests.conftest import FIXTURES
 from warps.catalog import OpCall
 from warps.chain import ChainPlan, WarpSettings, plan_chain
