@@ -44,6 +44,12 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     write_bytes_atomic(path, save_tensors(tensors, metadata))
 
 
+def checkpoint_state(path: str | Path) -> dict:
+    """The ``state`` saved with a checkpoint, read from its header only."""
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(_metadata(f, path, CHECKPOINT_FORMAT)["state"])
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Restore ``model``, ``optimizer`` and the RNGs from ``path``; returns the saved ``state``."""
     tensors, metadata = _read(path, CHECKPOINT_FORMAT)
@@ -85,7 +91,12 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
 
 def _read(path: str | Path, expected: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != expected:
-            raise ValueError(f"{path}: format {metadata.get('format')!r}, expected {expected!r}")
+        metadata = _metadata(f, path, expected)
         return {key: f.get_tensor(key) for key in f.keys()}, metadata
+
+
+def _metadata(f: Any, path: str | Path, expected: str) -> dict[str, str]:
+    metadata = f.metadata() or {}
+    if metadata.get("format") != expected:
+        raise ValueError(f"{path}: format {metadata.get('format')!r}, expected {expected!r}")
+    return metadata

@@ -10,7 +10,7 @@ TRAIN_HELP = """\
 Train the retouching-operation extractor on a verified dataset. Refuses to start (exit 3)
 unless the verify report exists, passed in full mode and still matches the shard indexes
 and the tars on disk. Settings come from the train: section of params.yaml (or --config);
---set train.KEY=VALUE overrides one. Writes checkpoint.safetensors, model.safetensors,
+--set train.KEY=VALUE overrides one. Writes checkpoints/last.safetensors, model.safetensors,
 train_log.csv, heldout_log.csv and metrics.json (held-out loss before and after) to --out.
 Exit codes: 0 done, 1 training failed, 2 bad arguments, config or --out, 3 refused by the gate.
 """
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="train.KEY=VALUE", dest="settings",
         help="override one train setting (YAML syntax), e.g. --set train.steps=20; repeatable",
     )  # fmt: skip
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors if it exists")
+    train.add_argument("--resume", action="store_true",
+                       help="continue OUT/checkpoints/last.safetensors if it exists and was made with the same "
+                       "settings and shards; start over if it is stale")  # fmt: skip
     train.set_defaults(handler=_train)
 
 

@@ -13,7 +13,8 @@ Per DataLoader worker and epoch (:class:`QuadStream`): shard order shuffled from
 (seed, subset, epoch), ``wds.split_by_node``, ``wds.split_by_worker``, tar samples, edits,
 one quadruple per view as query with a seeded exemplar, a seeded shuffle buffer, batches.
 Images are decoded after the shuffle, once per view (cached while its edit's quadruples are
-in the buffer), so resuming skips consumed batches without decoding them.
+in the buffer), so resuming skips consumed batches without decoding them. Workers decode
+with OpenCV single-threaded (see :func:`training_loader`).
 
 Exact resume: every batch carries (logical worker, epoch, batch index). The DataLoader
 returns batches round-robin over its workers in order; :class:`PositionTracker` records
@@ -30,7 +31,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-import cv2
 import numpy as np
 import torch
 import webdataset as wds
@@ -279,23 +279,20 @@ class QuadStream(IterableDataset):
 
 
 def training_loader(urls: list[str], subset: str, config: TrainConfig, start: StreamPosition) -> DataLoader:
-    """A DataLoader over :class:`QuadStream` with ``config.num_workers`` workers (0: in-process),
-    each single-threaded (torch and OpenCV). It draws its worker seeds from its own generator,
-    never from the global torch RNG."""
+    """A DataLoader over :class:`QuadStream` with ``config.num_workers`` workers (0: in-process).
+    It draws its worker seeds from its own generator, never from the global torch RNG.
+
+    Workers are forked (torch runs each on one thread). OpenCV's thread pool does not survive
+    a fork: iterate with ``cv2.setNumThreads(1)`` in effect, as :func:`~pipeline.training.loop.train`
+    does, or a worker may hang in OpenCV."""
     workers = config.num_workers
     return DataLoader(
         QuadStream(urls, subset, config, start),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=2 if workers else None,
-        worker_init_fn=_single_threaded if workers else None,
         generator=torch.Generator().manual_seed(derive_seed(config.seed, "loader", subset)),
     )
-
-
-def _single_threaded(_: int) -> None:
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def heldout_set(urls: list[str], config: TrainConfig) -> dict[str, torch.Tensor] | None:

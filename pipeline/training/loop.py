@@ -5,15 +5,18 @@ evaluates the held-out edits before the first step, trains ``config.steps`` step
 simulated subset first, the professional one from ``switch_step`` on), checkpoints every
 ``checkpoint_every`` steps, evaluates again and writes into ``out``:
 
-    checkpoint.safetensors   model, optimizer, RNG and data position (resume from here)
-    model.safetensors        the trained weights (pipeline.training.checkpoint)
-    train_log.csv            every log_every steps: mean training terms, lr, s/step
-    heldout_log.csv          every evaluation: held-out terms per subset
-    metrics.json             held-out terms before and after, steps, device, s/step (last)
+    checkpoints/last.safetensors  model, optimizer, RNG, data position, logs (resume from here)
+    model.safetensors             the trained weights (pipeline.training.checkpoint)
+    train_log.csv                 every log_every steps: mean training terms, lr, s/step
+    heldout_log.csv               every evaluation: held-out terms per subset
+    metrics.json                  held-out terms before and after, steps, device, s/step (last)
 
-Resuming restores weights, optimizer, RNG and the data position (pipeline.training.data),
-so on CPU a resumed run ends with the same weights as an uninterrupted one. On CUDA,
-grid_sample's backward accumulates atomically and is not bit-reproducible.
+With ``resume``, a checkpoint of the same settings (but for RESUMABLE_CHANGES) and the same
+shards is continued: weights, optimizer, RNG and data position (pipeline.training.data), so
+on CPU a resumed run ends with the same weights as an uninterrupted one (on CUDA,
+grid_sample's backward accumulates atomically and is not bit-reproducible). A checkpoint of
+other settings or shards is stale: the run starts over, saying why. Without ``resume`` an
+existing checkpoint is an error.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
 import torch
 
 from manifests.markers import write_bytes_atomic, write_json_atomic
 from manifests.schema import SUBSETS
 from pipeline.configtools import to_dict
 from pipeline.seeding import derive_seed
-from pipeline.training.checkpoint import load_checkpoint, save_checkpoint, save_model
+from pipeline.training.checkpoint import checkpoint_state, load_checkpoint, save_checkpoint, save_model
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import OP_NAMES, PositionTracker, StreamPosition, heldout_set, training_loader
 from pipeline.training.gate import GateRefused, check_gate
@@ -43,7 +48,7 @@ from pipeline.training.model import OpExtractor
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
+CHECKPOINT_NAME = "checkpoints/last.safetensors"
 MODEL_NAME = "model.safetensors"
 METRICS_NAME = "metrics.json"
 TRAIN_LOG_NAME = "train_log.csv"
@@ -110,17 +115,21 @@ def train(
 ) -> TrainResult:
     """Train as the module docstring says. Raises GateRefused when the shards are not
     verified, FileExistsError when ``out`` holds a checkpoint and ``resume`` is false,
-    ValueError for a checkpoint of another config or dataset or no held-out edit.
-    Runs with ``config.threads`` torch threads and restores the previous count after."""
+    ValueError for no held-out edit or a malformed sample.
+
+    Runs with ``config.threads`` torch threads and OpenCV on one thread (its pool does not
+    survive the DataLoader's fork), and restores both counts after."""
     problems = check_gate(data_root, report_path, SUBSETS)
     if problems:
         raise GateRefused(problems)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(config.threads or previous)
+    previous = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(config.threads or previous[0])
+    cv2.setNumThreads(1)
     try:
         return _train(Path(data_root), Path(out), config, resume)
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(previous[0])
+        cv2.setNumThreads(previous[1])
 
 
 def _train(data_root: Path, out: Path, config: TrainConfig, resume: bool) -> TrainResult:
@@ -134,14 +143,18 @@ def _train(data_root: Path, out: Path, config: TrainConfig, resume: bool) -> Tra
     if not heldout:
         raise ValueError("no held-out edit in any subset; raise train.holdout_fraction")
     log.info("device %s; held-out quadruples %s", run.device, {s: len(d["ops"]) for s, d in heldout.items()})
-    if checkpoint.is_file():
+    stale = _stale_reason(checkpoint_state(checkpoint), config, run.fingerprint) if checkpoint.is_file() else None
+    resumed_from = None
+    if checkpoint.is_file() and stale is None:
         run.restore()
+        resumed_from = run.step
         log.info("resumed from %s at step %d", checkpoint, run.step)
     else:
+        if stale:
+            log.warning("%s is stale (%s): starting over", checkpoint, stale)
         run.before = evaluate(run.model, heldout, config, run.device)
         run.heldout_rows = _heldout_rows(0, run.before)
         log.info("held-out before training: %s", _summary(run.before))
-    resumed_from = run.step if checkpoint.is_file() else None
     for phase in phases:
         if run.step < phase.end:
             run.train_phase(phase, urls[phase.subset], heldout)
@@ -178,13 +191,10 @@ class _Run:
         self.train_seconds, self.steps_run = 0.0, 0
 
     def restore(self) -> None:
-        path = self.out / CHECKPOINT_NAME
-        state = load_checkpoint(path, self.model, self.optimizer)
-        _check_resumable(state, self.config, self.fingerprint, path)
+        state = load_checkpoint(self.out / CHECKPOINT_NAME, self.model, self.optimizer)
         self.step, self.before = state["step"], state["heldout_before"]
         self.position = (state["subset"], StreamPosition.from_dict(state["position"]))
-        self.train_rows = [r for r in _read_csv(self.out / TRAIN_LOG_NAME) if int(r["step"]) <= self.step]
-        self.heldout_rows = [r for r in _read_csv(self.out / HELDOUT_LOG_NAME) if int(r["step"]) <= self.step]
+        self.train_rows, self.heldout_rows = state["train_log"], state["heldout_log"]
 
     def save(self) -> None:
         subset, position = self.position or ("", StreamPosition())
@@ -195,6 +205,8 @@ class _Run:
             "heldout_before": self.before,
             "config": to_dict(self.config),
             "dataset": self.fingerprint,
+            "train_log": self.train_rows,
+            "heldout_log": self.heldout_rows,
         }
         save_checkpoint(self.out / CHECKPOINT_NAME, self.model, self.optimizer, state)
         _write_csv(self.out / TRAIN_LOG_NAME, TRAIN_LOG_FIELDS, self.train_rows)
@@ -263,15 +275,18 @@ def _fingerprint(root: Path, subsets: list[str]) -> str:
     return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
 
-def _check_resumable(state: dict, config: TrainConfig, fingerprint: str, path: Path) -> None:
+def _stale_reason(state: dict[str, Any], config: TrainConfig, fingerprint: str) -> str | None:
+    """Why a checkpoint with ``state`` cannot be continued by a run of ``config`` on the shards
+    with ``fingerprint``; None if it can."""
     saved, now = state["config"], to_dict(config)
     changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
     if changed:
-        raise ValueError(f"{path} was trained with other settings of {changed}; use another --out")
+        return f"trained with other settings of {changed}"
     if state["dataset"] != fingerprint:
-        raise ValueError(f"{path} was trained on other shards (the shard indexes changed); use another --out")
+        return "trained on other shards (the shard indexes changed)"
     if state["step"] > config.steps:
-        raise ValueError(f"{path} is at step {state['step']}, beyond train.steps = {config.steps}")
+        return f"at step {state['step']}, beyond train.steps = {config.steps}"
+    return None
 
 
 def _heldout_rows(step: int, results: dict) -> list[dict]:
@@ -284,13 +299,6 @@ def _summary(results: dict) -> str:
         f"op {r['op']:.4f}, strength {r['strength']:.4f}) on {r['quads']} quads"
         for s, r in results.items()
     )
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:

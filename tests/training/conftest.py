@@ -6,13 +6,42 @@ most 384 px, 2 photos per shard (training_fixtures.SAMPLE_SETTINGS).
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import pytest
 from training_fixtures import SAMPLE_SETTINGS, verified_copy
 
 from pipeline.build import build
 from pipeline.config import MirrorsetConfig, with_overrides
+
+
+#: The real connect, captured at collection, before any fixture replaces it.
+_CONNECT = socket.socket.connect
+
+
+@pytest.fixture(autouse=True)
+def local_sockets_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DataLoader workers hand tensors over Unix sockets: allow those, refuse any network
+    connection (tests/detectors' session fixture refuses every connect, Unix ones included)."""
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if sock.family != socket.AF_UNIX:
+            raise AssertionError(f"network access attempted: {address}")
+        _CONNECT(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture
+def opencv_one_thread() -> Iterator[None]:
+    """OpenCV on one thread, as train() runs it around its forked DataLoader workers."""
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    yield
+    cv2.setNumThreads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ from pipeline.training.data import (
 )
 from pipeline.training.frames import Letterbox, decode_mask, view_frames
 
+pytestmark = pytest.mark.usefixtures("opencv_one_thread")
+
 CONFIG = TrainConfig(resolution=64, batch_size=3, num_workers=2, shuffle_buffer=16, eval_quads=64)
 
 

@@ -65,8 +65,20 @@ def test_resumed_run_equals_an_uninterrupted_one(dataset: Path, tmp_path: Path) 
     assert list(logged[0]) == [2, 4, 6, 8, 10, 12] and list(logged[1]) == [2, 4, 5, 6, 8, 10, 12]
     assert all(logged[0][step] == logged[1][step] for step in (2, 4, 8, 10, 12))
     assert resumed.metrics["heldout"] == whole.metrics["heldout"]
-    with pytest.raises(ValueError, match=r"other settings of \['lr'\]"):
-        train(dataset, dataset / "verify.json", tmp_path / "split", dataclasses.replace(config, lr=0.1), resume=True)
+
+
+def test_stale_checkpoint_is_not_continued(dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Resuming with other settings starts over, as a fresh run of those settings would."""
+    first = dataclasses.replace(TINY, steps=4)
+    train(dataset, dataset / "verify.json", tmp_path / "stale", first)
+    changed = dataclasses.replace(first, lr=0.01)
+    with caplog.at_level(logging.WARNING):
+        result = train(dataset, dataset / "verify.json", tmp_path / "stale", changed, resume=True)
+    assert "is stale (trained with other settings of ['lr']): starting over" in caplog.text
+    assert result.metrics["resumed_from"] is None
+    fresh = train(dataset, dataset / "verify.json", tmp_path / "fresh", changed)
+    a, b = weights(tmp_path / "stale"), weights(tmp_path / "fresh")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, tmp_path: Path) -> None:
