@@ -2,7 +2,7 @@
 
 A shard sample is one view of one edit: members ``{key}.before.<ext>``, ``{key}.after.<ext>``
 (ext jpg | png | webp), ``{key}.mask.png`` and ``{key}.json`` (the parameter record: we read
-``group_id`` and ``ops`` only, never the key; other members are ignored). All views of an
+``group_id``, ``view`` and ``ops``, never the key; other members are ignored). All views of an
 edit share ``group_id`` and are consecutive within a shard. A quadruple takes the exemplar
 pair from one view and the query pair from another view of the same edit.
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import webdataset as wds
+from training_fixtures import held_out_edits, manifest_edits
 
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import (
@@ -42,35 +43,45 @@ def edits(root: Path) -> list[list]:
     return list(group_views(wds.tarfile_samples([{"url": u} for u in shard_urls(root)])))
 
 
-def test_views_group_into_edits_with_their_records(sample_build: Path) -> None:
+def test_views_group_into_edits_as_the_manifest_lists_them(sample_build: Path) -> None:
     groups = edits(sample_build)
-    assert len(groups) == 6 and all(len(views) == 4 for views in groups)
-    for views in groups:
-        assert len({v.record["group_id"] for v in views}) == 1
-        assert [v.record["view"] for v in views] == [0, 1, 2, 3]
-    assert len({views[0].record["group_id"] for views in groups}) == 6
+    assert all(len({v.record["group_id"] for v in views}) == 1 for views in groups)
+    streamed = {views[0].record["group_id"]: [v.record["view"] for v in views] for views in groups}
+    expected = {group: edit["views"] for group, edit in manifest_edits(sample_build).items()}
+    assert len(groups) == len(expected) and streamed == expected
+
+
+def epoch_zero_and_beyond(urls: list[str], start: StreamPosition, limit: int) -> list[dict]:
+    """Batches from ``start`` until both workers have delivered a batch of a later epoch."""
+    batches, later = [], set()
+    for batch in islice(training_loader(urls, "simulated", CONFIG, start), limit):
+        batches.append(batch)
+        if batch["epoch"] > start_epoch(start, batch["worker"]):
+            later.add(batch["worker"])
+        if later == {0, 1}:
+            break
+    return batches
+
+
+def start_epoch(start: StreamPosition, worker: int) -> int:
+    return start.workers[worker][0] if start.workers else 0
 
 
 def test_one_epoch_trains_each_view_of_each_training_edit_once(sample_build: Path) -> None:
-    """Two workers, two shards: epoch 0 of both workers covers every (edit, query view) of the
-    training edits exactly once, with an exemplar from another view, and no held-out edit."""
-    training = {
-        (views[0].record["group_id"], v.record["view"])
-        for views in edits(sample_build)
-        if not is_held_out(views[0].record["group_id"], CONFIG.seed, CONFIG.holdout_fraction)
-        for v in views
-    }
-    assert 0 < len(training) < 24  # some edits are held out, some are not
+    """Two workers, several shards: epoch 0 of both workers covers every (edit, query view) of
+    the training edits exactly once, with an exemplar from another view, and no held-out edit."""
+    held = held_out_edits(sample_build, CONFIG.seed, CONFIG.holdout_fraction)
+    training = {(g, v) for g, edit in manifest_edits(sample_build).items() if g not in held for v in edit["views"]}
+    assert held and training
     seen = Counter()
-    workers = set()
-    for batch in islice(training_loader(shard_urls(sample_build), "simulated", CONFIG, StreamPosition()), 12):
+    batches = epoch_zero_and_beyond(shard_urls(sample_build), StreamPosition(), 4 * len(training))
+    for batch in batches:
         assert batch["exemplar"].shape == (len(batch["groups"]), 6, 64, 64) and batch["exemplar"].dtype == torch.uint8
         if batch["epoch"] == 0:
-            workers.add(batch["worker"])
             for group, (exemplar_view, query_view) in zip(batch["groups"], batch["views"]):
                 assert exemplar_view != query_view
                 seen[(group, query_view)] += 1
-    assert workers == {0, 1}
+    assert {b["worker"] for b in batches if b["epoch"] == 0} == {0, 1}
     assert set(seen) == training and set(seen.values()) == {1}
 
 
@@ -88,13 +99,13 @@ def test_restarted_stream_continues_the_same_batch_sequence(sample_build: Path, 
     then plays logical worker 1) yields exactly the batches the uninterrupted stream yields next,
     across an epoch boundary."""
     urls = shard_urls(sample_build)
-    reference = list(islice(training_loader(urls, "simulated", CONFIG, StreamPosition()), 9))
-    assert {b["epoch"] for b in reference} == {0, 1}
+    reference = epoch_zero_and_beyond(urls, StreamPosition(), 200)
+    assert len(reference) > consumed + 2 and {b["epoch"] for b in reference} == {0, 1}
     tracker = PositionTracker(StreamPosition(), CONFIG.num_workers)
     for batch in reference[:consumed]:
         tracker.consumed(batch)
     position = StreamPosition.from_dict(json.loads(json.dumps(tracker.position().to_dict())))
-    resumed = list(islice(training_loader(urls, "simulated", CONFIG, position), 9 - consumed))
+    resumed = list(islice(training_loader(urls, "simulated", CONFIG, position), len(reference) - consumed))
     assert same_batches(resumed, reference[consumed:])
 
 
@@ -109,6 +120,7 @@ def test_rotated_shards_give_each_worker_its_logical_slice() -> None:
 
 def test_heldout_set_is_the_held_out_edits_in_index_order(sample_build: Path) -> None:
     held = [v for v in edits(sample_build) if is_held_out(v[0].record["group_id"], 0, CONFIG.holdout_fraction)]
+    assert len(held) == len(held_out_edits(sample_build, 0, CONFIG.holdout_fraction))
     data = heldout_set(shard_urls(sample_build), CONFIG)
     assert data is not None and len(data["ops"]) == sum(len(v) for v in held)
     again = heldout_set(shard_urls(sample_build), dataclasses.replace(CONFIG, eval_quads=2))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_fixtures import verified_copy, write_shard_index, write_verify_report
+from training_fixtures import held_out_edits, manifest_edits, verified_copy, write_shard_index, write_verify_report
 
 from pipeline.cli import main
 from pipeline.training.checkpoint import load_model_tensors
@@ -33,14 +33,17 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
     return load_model_tensors(out / "model.safetensors")[0]
 
 
-def test_short_cpu_run_lowers_the_held_out_loss(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_cpu_run_lowers_the_held_out_loss(
+    sample_build: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     code = main(["train", "--data", str(dataset), "--out", str(out), "--set", "train.steps=40", "--set", "train.lr=0.003",
                  *[f"--set=train.{k}={v}" for k, v in dataclasses.asdict(TINY).items() if k not in ("steps", "lr")]])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     held = metrics["heldout"]["simulated"]
-    assert held["before"]["quads"] == held["after"]["quads"] == 8
+    held_out_views = sum(len(e["views"]) for e in held_out_edits(sample_build, TINY.seed, TINY.holdout_fraction).values())
+    assert held["before"]["quads"] == held["after"]["quads"] == min(TINY.eval_quads, held_out_views)
     assert held["after"]["loss"] < 0.8 * held["before"]["loss"]
     assert metrics["device"] == "cpu" and metrics["steps"] == 40 and metrics["seconds_per_step"] > 0
     assert [int(r["step"]) for r in rows(out / "train_log.csv")] == list(range(2, 41, 2))
@@ -82,11 +85,16 @@ def test_stale_checkpoint_is_not_continued(dataset: Path, tmp_path: Path, caplog
 
 
 def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, tmp_path: Path) -> None:
-    """Two small simulated datasets stand in: shard 0 as 'simulated', shard 1 as 'professional'."""
+    """Two small simulated datasets stand in: the sample build's first shard with a training
+    edit as 'professional', the other shards as 'simulated'."""
+    edits = manifest_edits(sample_build)
+    held = held_out_edits(sample_build, TINY.seed, TINY.holdout_fraction)
+    moved = min(e["shard"] for g, e in edits.items() if g not in held)
+    assert any(e["shard"] != moved for g, e in edits.items() if g not in held)
     root = verified_copy(sample_build, tmp_path / "two")
     professional = root / "shards" / "professional"
     professional.mkdir()
-    (root / "shards" / "simulated" / "simulated-000001.tar").rename(professional / "simulated-000001.tar")
+    (root / "shards" / "simulated" / f"{moved}.tar").rename(professional / f"{moved}.tar")
     for subset in ("simulated", "professional"):
         write_shard_index(root, subset)
     write_verify_report(root, ("simulated", "professional"))
@@ -94,7 +102,8 @@ def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, 
     assert [(r["step"], r["subset"]) for r in rows(tmp_path / "out" / "train_log.csv")] == [
         ("2", "simulated"), ("4", "simulated"), ("6", "professional"), ("8", "professional"),
     ]  # fmt: skip
-    assert set(result.metrics["heldout"]) == {"simulated", "professional"}
+    with_held_out = {"professional" if e["shard"] == moved else "simulated" for e in held.values()}
+    assert set(result.metrics["heldout"]) == with_held_out
 
 
 def test_curriculum_without_a_subset(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,7 +8,10 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import pandas as pd
+
 from manifests.digests import file_sha256
+from pipeline.training.data import is_held_out
 
 #: Settings of the session's sample build (small, still 2 shards and several views per edit).
 SAMPLE_SETTINGS = {
@@ -62,3 +65,17 @@ def verified_copy(source: Path, destination: Path) -> Path:
         write_shard_index(destination, folder.name)
     write_verify_report(destination, tuple(sorted(f.name for f in (destination / "shards").iterdir())))
     return destination
+
+
+def manifest_edits(build: Path) -> dict[str, dict]:
+    """From a build's pairs manifest: group_id -> {"shard": shard name, "views": sorted views}."""
+    pairs = pd.read_parquet(build / "manifests" / "pairs", columns=["group_id", "view", "shard"])
+    return {
+        group: {"shard": rows["shard"].iloc[0], "views": sorted(int(v) for v in rows["view"])}
+        for group, rows in pairs.groupby("group_id", sort=True)
+    }
+
+
+def held_out_edits(build: Path, seed: int, fraction: float) -> dict[str, dict]:
+    """The edits of :func:`manifest_edits` that the held-out split keeps out of training."""
+    return {g: e for g, e in manifest_edits(build).items() if is_held_out(g, seed, fraction)}
