@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from training_fixtures import SAMPLE_SETTINGS, verified_copy
+from training_fixtures import SAMPLE_SETTINGS, holdout_fraction, verified_copy
 
 from pipeline.build import build
 from pipeline.config import MirrorsetConfig, with_overrides
@@ -56,3 +56,9 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dataset(sample_build: Path, tmp_path: Path) -> Path:
     """A private verified copy of the sample build's shards."""
     return verified_copy(sample_build, tmp_path / "dataset")
+
+
+@pytest.fixture(scope="session")
+def holdout(sample_build: Path) -> float:
+    """A holdout_fraction that holds out two of the sample build's edits."""
+    return holdout_fraction(sample_build, 2)

@@ -35,6 +35,11 @@ pytestmark = pytest.mark.usefixtures("opencv_one_thread")
 CONFIG = TrainConfig(resolution=64, batch_size=3, num_workers=2, shuffle_buffer=16, eval_quads=64)
 
 
+@pytest.fixture
+def config(holdout: float) -> TrainConfig:
+    return dataclasses.replace(CONFIG, holdout_fraction=holdout)
+
+
 def shard_urls(root: Path) -> list[str]:
     return [str(p) for p in sorted((root / "shards" / "simulated").glob("*.tar"))]
 
@@ -51,10 +56,10 @@ def test_views_group_into_edits_as_the_manifest_lists_them(sample_build: Path) -
     assert len(groups) == len(expected) and streamed == expected
 
 
-def epoch_zero_and_beyond(urls: list[str], start: StreamPosition, limit: int) -> list[dict]:
+def epoch_zero_and_beyond(urls: list[str], config: TrainConfig, start: StreamPosition, limit: int) -> list[dict]:
     """Batches from ``start`` until both workers have delivered a batch of a later epoch."""
     batches, later = [], set()
-    for batch in islice(training_loader(urls, "simulated", CONFIG, start), limit):
+    for batch in islice(training_loader(urls, "simulated", config, start), limit):
         batches.append(batch)
         if batch["epoch"] > start_epoch(start, batch["worker"]):
             later.add(batch["worker"])
@@ -67,14 +72,14 @@ def start_epoch(start: StreamPosition, worker: int) -> int:
     return start.workers[worker][0] if start.workers else 0
 
 
-def test_one_epoch_trains_each_view_of_each_training_edit_once(sample_build: Path) -> None:
+def test_one_epoch_trains_each_view_of_each_training_edit_once(sample_build: Path, config: TrainConfig) -> None:
     """Two workers, several shards: epoch 0 of both workers covers every (edit, query view) of
     the training edits exactly once, with an exemplar from another view, and no held-out edit."""
-    held = held_out_edits(sample_build, CONFIG.seed, CONFIG.holdout_fraction)
+    held = held_out_edits(sample_build, config.seed, config.holdout_fraction)
     training = {(g, v) for g, edit in manifest_edits(sample_build).items() if g not in held for v in edit["views"]}
     assert held and training
     seen = Counter()
-    batches = epoch_zero_and_beyond(shard_urls(sample_build), StreamPosition(), 4 * len(training))
+    batches = epoch_zero_and_beyond(shard_urls(sample_build), config, StreamPosition(), 4 * len(training))
     for batch in batches:
         assert batch["exemplar"].shape == (len(batch["groups"]), 6, 64, 64) and batch["exemplar"].dtype == torch.uint8
         if batch["epoch"] == 0:
@@ -94,18 +99,18 @@ def same_batches(a: list[dict], b: list[dict]) -> bool:
 
 
 @pytest.mark.parametrize("consumed", [3, 4])
-def test_restarted_stream_continues_the_same_batch_sequence(sample_build: Path, consumed: int) -> None:
+def test_restarted_stream_continues_the_same_batch_sequence(sample_build: Path, config: TrainConfig, consumed: int) -> None:
     """A stream restarted from the position after ``consumed`` batches (odd: DataLoader worker 0
     then plays logical worker 1) yields exactly the batches the uninterrupted stream yields next,
     across an epoch boundary."""
     urls = shard_urls(sample_build)
-    reference = epoch_zero_and_beyond(urls, StreamPosition(), 200)
+    reference = epoch_zero_and_beyond(urls, config, StreamPosition(), 200)
     assert len(reference) > consumed + 2 and {b["epoch"] for b in reference} == {0, 1}
-    tracker = PositionTracker(StreamPosition(), CONFIG.num_workers)
+    tracker = PositionTracker(StreamPosition(), config.num_workers)
     for batch in reference[:consumed]:
         tracker.consumed(batch)
     position = StreamPosition.from_dict(json.loads(json.dumps(tracker.position().to_dict())))
-    resumed = list(islice(training_loader(urls, "simulated", CONFIG, position), len(reference) - consumed))
+    resumed = list(islice(training_loader(urls, "simulated", config, position), len(reference) - consumed))
     assert same_batches(resumed, reference[consumed:])
 
 
@@ -118,20 +123,20 @@ def test_rotated_shards_give_each_worker_its_logical_slice() -> None:
             assert mine == shards[(physical + offset) % 3 :: 3]
 
 
-def test_heldout_set_is_the_held_out_edits_in_index_order(sample_build: Path) -> None:
-    held = [v for v in edits(sample_build) if is_held_out(v[0].record["group_id"], 0, CONFIG.holdout_fraction)]
-    assert len(held) == len(held_out_edits(sample_build, 0, CONFIG.holdout_fraction))
-    data = heldout_set(shard_urls(sample_build), CONFIG)
+def test_heldout_set_is_the_held_out_edits_in_index_order(sample_build: Path, config: TrainConfig) -> None:
+    held = [v for v in edits(sample_build) if is_held_out(v[0].record["group_id"], 0, config.holdout_fraction)]
+    assert len(held) == len(held_out_edits(sample_build, 0, config.holdout_fraction)) == 2
+    data = heldout_set(shard_urls(sample_build), config)
     assert data is not None and len(data["ops"]) == sum(len(v) for v in held)
-    again = heldout_set(shard_urls(sample_build), dataclasses.replace(CONFIG, eval_quads=2))
+    again = heldout_set(shard_urls(sample_build), dataclasses.replace(config, eval_quads=2))
     assert again is not None and torch.equal(again["query"], data["query"][:2])
     first_ops = {OP_NAMES[i] for i in np.flatnonzero(data["ops"][0].numpy())}
     assert first_ops == {op["name"] for op in held[0][0].record["ops"]}
 
 
-def test_edit_region_lines_up_with_the_change_after_letterbox(sample_build: Path) -> None:
+def test_edit_region_lines_up_with_the_change_after_letterbox(sample_build: Path, config: TrainConfig) -> None:
     """Where the weight marks the query's edit region, Yq differs from Xq far more than elsewhere."""
-    data = heldout_set(shard_urls(sample_build), dataclasses.replace(CONFIG, resolution=128))
+    data = heldout_set(shard_urls(sample_build), dataclasses.replace(config, resolution=128))
     assert data is not None
     change = (data["target"].float() - data["query"].float()).abs().mean(dim=1)
     weight = data["weight"][:, 0]

@@ -24,6 +24,11 @@ TINY = TrainConfig(
 )  # fmt: skip
 
 
+@pytest.fixture
+def tiny(holdout: float) -> TrainConfig:
+    return dataclasses.replace(TINY, holdout_fraction=holdout)
+
+
 def rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -34,16 +39,16 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 def test_short_cpu_run_lowers_the_held_out_loss(
-    sample_build: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sample_build: Path, dataset: Path, tiny: TrainConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
     code = main(["train", "--data", str(dataset), "--out", str(out), "--set", "train.steps=40", "--set", "train.lr=0.003",
-                 *[f"--set=train.{k}={v}" for k, v in dataclasses.asdict(TINY).items() if k not in ("steps", "lr")]])  # fmt: skip
+                 *[f"--set=train.{k}={v}" for k, v in dataclasses.asdict(tiny).items() if k not in ("steps", "lr")]])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     held = metrics["heldout"]["simulated"]
-    held_out_views = sum(len(e["views"]) for e in held_out_edits(sample_build, TINY.seed, TINY.holdout_fraction).values())
-    assert held["before"]["quads"] == held["after"]["quads"] == min(TINY.eval_quads, held_out_views)
+    held_out_views = sum(len(e["views"]) for e in held_out_edits(sample_build, tiny.seed, tiny.holdout_fraction).values())
+    assert held["before"]["quads"] == held["after"]["quads"] == min(tiny.eval_quads, held_out_views)
     assert held["after"]["loss"] < 0.8 * held["before"]["loss"]
     assert metrics["device"] == "cpu" and metrics["steps"] == 40 and metrics["seconds_per_step"] > 0
     assert [int(r["step"]) for r in rows(out / "train_log.csv")] == list(range(2, 41, 2))
@@ -53,11 +58,11 @@ def test_short_cpu_run_lowers_the_held_out_loss(
     assert "pass --resume" in capsys.readouterr().err
 
 
-def test_resumed_run_equals_an_uninterrupted_one(dataset: Path, tmp_path: Path) -> None:
+def test_resumed_run_equals_an_uninterrupted_one(dataset: Path, tiny: TrainConfig, tmp_path: Path) -> None:
     """5 steps, then resume to 12 (and a checkpoint at 10 in both) == 12 steps at once: same
     weights, same training losses logged over the same steps (a log row averages the steps since
     the previous row or the resume). 5 is odd, so the resumed loader rotates its workers."""
-    config = dataclasses.replace(TINY, steps=12, checkpoint_every=10)
+    config = dataclasses.replace(tiny, steps=12, checkpoint_every=10)
     whole = train(dataset, dataset / "verify.json", tmp_path / "whole", config)
     first = train(dataset, dataset / "verify.json", tmp_path / "split", dataclasses.replace(config, steps=5))
     resumed = train(dataset, dataset / "verify.json", tmp_path / "split", config, resume=True)
@@ -70,9 +75,11 @@ def test_resumed_run_equals_an_uninterrupted_one(dataset: Path, tmp_path: Path) 
     assert resumed.metrics["heldout"] == whole.metrics["heldout"]
 
 
-def test_stale_checkpoint_is_not_continued(dataset: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_stale_checkpoint_is_not_continued(
+    dataset: Path, tiny: TrainConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Resuming with other settings starts over, as a fresh run of those settings would."""
-    first = dataclasses.replace(TINY, steps=4)
+    first = dataclasses.replace(tiny, steps=4)
     train(dataset, dataset / "verify.json", tmp_path / "stale", first)
     changed = dataclasses.replace(first, lr=0.01)
     with caplog.at_level(logging.WARNING):
@@ -84,11 +91,11 @@ def test_stale_checkpoint_is_not_continued(dataset: Path, tmp_path: Path, caplog
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, tmp_path: Path) -> None:
+def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, tiny: TrainConfig, tmp_path: Path) -> None:
     """Two small simulated datasets stand in: the sample build's first shard with a training
     edit as 'professional', the other shards as 'simulated'."""
     edits = manifest_edits(sample_build)
-    held = held_out_edits(sample_build, TINY.seed, TINY.holdout_fraction)
+    held = held_out_edits(sample_build, tiny.seed, tiny.holdout_fraction)
     moved = min(e["shard"] for g, e in edits.items() if g not in held)
     assert any(e["shard"] != moved for g, e in edits.items() if g not in held)
     root = verified_copy(sample_build, tmp_path / "two")
@@ -98,7 +105,7 @@ def test_curriculum_switches_from_simulated_to_professional(sample_build: Path, 
     for subset in ("simulated", "professional"):
         write_shard_index(root, subset)
     write_verify_report(root, ("simulated", "professional"))
-    result = train(root, root / "verify.json", tmp_path / "out", TINY)
+    result = train(root, root / "verify.json", tmp_path / "out", tiny)
     assert [(r["step"], r["subset"]) for r in rows(tmp_path / "out" / "train_log.csv")] == [
         ("2", "simulated"), ("4", "simulated"), ("6", "professional"), ("8", "professional"),
     ]  # fmt: skip

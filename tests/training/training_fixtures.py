@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from manifests.digests import file_sha256
+from pipeline.seeding import derive_seed
 from pipeline.training.data import is_held_out
 
 #: Settings of the session's sample build (small, still 2 shards and several views per edit).
@@ -79,3 +80,11 @@ def manifest_edits(build: Path) -> dict[str, dict]:
 def held_out_edits(build: Path, seed: int, fraction: float) -> dict[str, dict]:
     """The edits of :func:`manifest_edits` that the held-out split keeps out of training."""
     return {g: e for g, e in manifest_edits(build).items() if is_held_out(g, seed, fraction)}
+
+
+def holdout_fraction(build: Path, held: int, seed: int = 0) -> float:
+    """A ``holdout_fraction`` that holds out exactly ``held`` of the build's edits (between the
+    held-th and the next smallest of their holdout hashes), whatever the build produced."""
+    hashes = sorted(derive_seed(seed, "holdout", group) / 2**63 for group in manifest_edits(build))
+    assert 0 < held < len(hashes), f"the build has {len(hashes)} edits"
+    return (hashes[held - 1] + hashes[held]) / 2
