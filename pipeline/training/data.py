@@ -9,9 +9,11 @@ pair from one view and the query pair from another view of the same edit.
 Held-out edits: ``group_id`` hashed with the seed, a fraction ``holdout_fraction`` of them;
 no view of a held-out edit is ever trained on.
 
-Per DataLoader worker and epoch (:class:`QuadStream`): shard order shuffled from
-(seed, subset, epoch), ``wds.split_by_node``, ``wds.split_by_worker``, tar samples, edits,
-one quadruple per view as query with a seeded exemplar, a seeded shuffle buffer, batches.
+Per DataLoader worker (:class:`QuadStream`): ``wds.split_by_node`` and ``wds.split_by_worker``
+give it a fixed share of the shards; each epoch reads them in an order shuffled from (seed,
+subset, epoch, node, worker): tar samples, edits, one quadruple per view as query with a
+seeded exemplar, a seeded shuffle buffer, batches. A worker whose share holds no training
+quadruple (empty shards, only held-out edits) stops; the others go on.
 Images are decoded after the shuffle, once per view (cached while its edit's quadruples are
 in the buffer), so resuming skips consumed batches without decoding them. Workers decode
 with OpenCV single-threaded (see :func:`training_loader`).
@@ -224,8 +226,8 @@ class QuadStream(IterableDataset):
     """Endless training batches of one subset's shards (``urls``), excluding held-out edits,
     from ``start`` on. A batch is :func:`collate` output plus ``groups`` (group_id per
     quadruple), ``views`` ((exemplar view, query view) per quadruple) and the ``worker``,
-    ``epoch``, ``batch`` ints of its position. A worker whose shards hold no training
-    quadruple stops."""
+    ``epoch``, ``batch`` ints of its position. A worker whose share of the shards holds no
+    training quadruple stops."""
 
     def __init__(self, urls: list[str], subset: str, config: TrainConfig, start: StreamPosition) -> None:
         self.urls, self.subset, self.config, self.start = list(urls), subset, config, start
@@ -244,11 +246,10 @@ class QuadStream(IterableDataset):
 
     def _epoch(self, epoch: int, count: int, logical: int, skip: int, found: list[int]) -> Iterator[dict]:
         cfg = self.config
-        urls = list(self.urls)
-        rng_for(cfg.seed, "shards", self.subset, epoch).shuffle(urls)
-        shards = rotate_for_workers(list(wds.split_by_node([{"url": u} for u in urls])), count, self.start.offset)
+        shards = rotate_for_workers(list(wds.split_by_node([{"url": u} for u in self.urls])), count, self.start.offset)
         mine = [s for s in wds.split_by_worker(shards) if s is not None]
         rank = wds.utils.pytorch_worker_info()[0]
+        rng_for(cfg.seed, "shards", self.subset, epoch, rank, logical).shuffle(mine)
         shuffle = wds.shuffle(
             bufsize=cfg.shuffle_buffer,
             initial=cfg.shuffle_buffer,

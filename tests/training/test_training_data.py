@@ -105,7 +105,7 @@ def test_restarted_stream_continues_the_same_batch_sequence(sample_build: Path, 
     across an epoch boundary."""
     urls = shard_urls(sample_build)
     reference = epoch_zero_and_beyond(urls, config, StreamPosition(), 200)
-    assert len(reference) > consumed + 2 and {b["epoch"] for b in reference} == {0, 1}
+    assert len(reference) > consumed + 2 and {0, 1} <= {b["epoch"] for b in reference}
     tracker = PositionTracker(StreamPosition(), config.num_workers)
     for batch in reference[:consumed]:
         tracker.consumed(batch)
@@ -169,7 +169,7 @@ def member_samples(tar_path: Path) -> list[dict]:
 
 
 def test_bad_samples_raise_naming_the_sample(sample_build: Path) -> None:
-    sample = member_samples(Path(shard_urls(sample_build)[0]))[0]
+    sample = next(s for url in shard_urls(sample_build) for s in member_samples(Path(url)))
     missing = {k: v for k, v in sample.items() if k != "mask.png"}
     with pytest.raises(ValueError, match="lacks its json or mask.png"):
         view_from_sample(missing)
@@ -185,8 +185,12 @@ def test_bad_samples_raise_naming_the_sample(sample_build: Path) -> None:
 
 def test_split_edit_is_an_error(sample_build: Path, tmp_path: Path) -> None:
     """An edit whose views are not consecutive in a shard breaks the contract: a clear error."""
-    samples = member_samples(Path(shard_urls(sample_build)[0]))
-    order = [samples[0], samples[4], samples[1]]  # edit A, edit B, edit A again
+    by_edit: dict[str, list[dict]] = {}
+    for url in shard_urls(sample_build):
+        for sample in member_samples(Path(url)):
+            by_edit.setdefault(json.loads(sample["json"])["group_id"], []).append(sample)
+    first, second = list(by_edit.values())[:2]
+    order = [first[0], second[0], first[1]]  # edit A, edit B, edit A again
     tar_path = tmp_path / "split.tar"
     with tarfile.open(tar_path, "w") as tar:
         for i, sample in enumerate(order):
