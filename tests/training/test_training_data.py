@@ -56,37 +56,44 @@ def test_views_group_into_edits_as_the_manifest_lists_them(sample_build: Path) -
     assert len(groups) == len(expected) and streamed == expected
 
 
-def epoch_zero_and_beyond(urls: list[str], config: TrainConfig, start: StreamPosition, limit: int) -> list[dict]:
-    """Batches from ``start`` until both workers have delivered a batch of a later epoch."""
+def working(build: Path, config: TrainConfig) -> set[int]:
+    """The DataLoader workers whose share of the shards (every num_workers-th, in index order)
+    holds a training edit, from the build's manifest."""
+    names = [Path(u).stem for u in shard_urls(build)]
+    held = held_out_edits(build, config.seed, config.holdout_fraction)
+    trained = {e["shard"] for g, e in manifest_edits(build).items() if g not in held}
+    return {w for w in range(config.num_workers) if trained & set(names[w :: config.num_workers])}
+
+
+def epoch_zero_and_beyond(urls: list[str], config: TrainConfig, workers: set[int], limit: int) -> list[dict]:
+    """Batches from the start until each of ``workers`` has delivered a batch of epoch 1."""
     batches, later = [], set()
-    for batch in islice(training_loader(urls, "simulated", config, start), limit):
+    for batch in islice(training_loader(urls, "simulated", config, StreamPosition()), limit):
         batches.append(batch)
-        if batch["epoch"] > start_epoch(start, batch["worker"]):
+        if batch["epoch"] > 0:
             later.add(batch["worker"])
-        if later == {0, 1}:
+        if later == workers:
             break
     return batches
 
 
-def start_epoch(start: StreamPosition, worker: int) -> int:
-    return start.workers[worker][0] if start.workers else 0
-
-
 def test_one_epoch_trains_each_view_of_each_training_edit_once(sample_build: Path, config: TrainConfig) -> None:
-    """Two workers, several shards: epoch 0 of both workers covers every (edit, query view) of
-    the training edits exactly once, with an exemplar from another view, and no held-out edit."""
+    """Two workers, several shards: epoch 0 covers every (edit, query view) of the training edits
+    exactly once, with an exemplar from another view, and no held-out edit; every worker whose
+    share of the shards holds a training edit takes part."""
     held = held_out_edits(sample_build, config.seed, config.holdout_fraction)
     training = {(g, v) for g, edit in manifest_edits(sample_build).items() if g not in held for v in edit["views"]}
-    assert held and training
+    workers = working(sample_build, config)
+    assert held and training and workers
     seen = Counter()
-    batches = epoch_zero_and_beyond(shard_urls(sample_build), config, StreamPosition(), 4 * len(training))
+    batches = epoch_zero_and_beyond(shard_urls(sample_build), config, workers, 4 * len(training))
     for batch in batches:
         assert batch["exemplar"].shape == (len(batch["groups"]), 6, 64, 64) and batch["exemplar"].dtype == torch.uint8
         if batch["epoch"] == 0:
             for group, (exemplar_view, query_view) in zip(batch["groups"], batch["views"]):
                 assert exemplar_view != query_view
                 seen[(group, query_view)] += 1
-    assert {b["worker"] for b in batches if b["epoch"] == 0} == {0, 1}
+    assert {b["worker"] for b in batches} == workers
     assert set(seen) == training and set(seen.values()) == {1}
 
 
@@ -104,7 +111,8 @@ def test_restarted_stream_continues_the_same_batch_sequence(sample_build: Path, 
     then plays logical worker 1) yields exactly the batches the uninterrupted stream yields next,
     across an epoch boundary."""
     urls = shard_urls(sample_build)
-    reference = epoch_zero_and_beyond(urls, config, StreamPosition(), 200)
+    assert working(sample_build, config) == {0, 1}  # else no worker plays another's part
+    reference = epoch_zero_and_beyond(urls, config, {0, 1}, 200)
     assert len(reference) > consumed + 2 and {0, 1} <= {b["epoch"] for b in reference}
     tracker = PositionTracker(StreamPosition(), config.num_workers)
     for batch in reference[:consumed]:
