@@ -48,7 +48,7 @@ def opencv_one_thread() -> Iterator[None]:
 def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The session's small sample build (read-only for tests: copy before changing it)."""
     out = tmp_path_factory.mktemp("train-sample") / "dataset"
-    build("sample", out, with_overrides(MirrorsetConfig(), SAMPLE_SETTINGS), progress=False)
+    build("sample", str(out), with_overrides(MirrorsetConfig(), SAMPLE_SETTINGS), progress=False)
     return out
 
 
