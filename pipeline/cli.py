@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("warps.cli", "detectors.cli", "pipeline.commands", "manifests.cli")
+COMMAND_MODULES = ("warps.cli", "detectors.cli", "pipeline.commands", "manifests.cli", "pipeline.training.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
