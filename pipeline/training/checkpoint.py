@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
-from manifests.markers import write_bytes_atomic
+from manifests.storage import write_file
 
 CHECKPOINT_FORMAT = "mirrorset-train-checkpoint-v1"
 MODEL_FORMAT = "mirrorset-op-extractor-v1"
@@ -41,7 +41,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
         "param_groups": json.dumps(saved["param_groups"]),
         "state": json.dumps(state, sort_keys=True),
     }
-    write_bytes_atomic(path, save_tensors(tensors, metadata))
+    write_file(str(path), save_tensors(tensors, metadata))
 
 
 def checkpoint_state(path: str | Path) -> dict:
@@ -72,7 +72,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
 def save_model(path: str | Path, model: torch.nn.Module, op_names: tuple[str, ...], config: dict[str, Any]) -> None:
     """The trained weights with what it takes to rebuild and read the network."""
     metadata = {"format": MODEL_FORMAT, "op_names": json.dumps(list(op_names)), "config": json.dumps(config, sort_keys=True)}
-    write_bytes_atomic(path, save_tensors(_model_tensors(model), metadata))
+    write_file(str(path), save_tensors(_model_tensors(model), metadata))
 
 
 def load_model_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import torch
 
-from manifests.markers import write_bytes_atomic, write_json_atomic
+from manifests.storage import dumps_json, write_file
 from manifests.schema import SUBSETS
 from pipeline.configtools import to_dict
 from pipeline.seeding import derive_seed
@@ -171,7 +171,7 @@ def _train(data_root: Path, out: Path, config: TrainConfig, resume: bool) -> Tra
         "seconds_per_step": run.train_seconds / run.steps_run if run.steps_run else None,
         "heldout": {s: {"before": run.before[s], "after": after[s]} for s in after},
     }
-    write_json_atomic(out / METRICS_NAME, metrics)
+    write_file(str(out / METRICS_NAME), dumps_json(metrics))
     return TrainResult(out=out, steps=run.step, metrics=metrics)
 
 
@@ -306,4 +306,4 @@ def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
+    write_file(str(path), buffer.getvalue().encode("utf-8"))

@@ -18,8 +18,8 @@ from pipeline.training.data import is_held_out
 SAMPLE_SETTINGS = {
     "simulated.views": 4,
     "simulated.edits_per_face": 1,
-    "simulated.base_long_side": 384,
-    "output.sources_per_shard": 2,
+    "simulated.ladders.per_face": 0,
+    "output.shard_target_bytes": 6_000_000,
     "cluster.num_workers": 1,
 }
 
