@@ -229,7 +229,8 @@ def generate(root: str, *, gb: float, shard_mb: float) -> dict[str, Any]:
                 digests = tar.write(sample)
                 row.update({column: digests[suffix] for suffix, column in
                             (("before.jpg", "sha256_before"), ("after.jpg", "sha256_after"), ("mask.png", "sha256_mask"),
-                             ("opmask.png", "sha256_opmask"), ("json", "sha256_json"))})  # fmt: skip
+                             ("opmask.png", "sha256_opmask"), ("regions.png", "sha256_regions"),
+                                              ("strength.png", "sha256_strength"), ("json", "sha256_json"))})  # fmt: skip
                 rows.append(row)
                 op_rows += ops
         files = {"tar": Written(shard_tar_path("simulated", index), stream.size, stream.sha256)}
@@ -284,7 +285,8 @@ def _pair(index: int, source_id: str, edit: int, view: int,
     record = {"pair_id": key, "group_id": group, "synthetic": True, "ops": [op]}
     before, after, mask = images
     sample = {"__key__": key, "after.jpg": after, "before.jpg": before, "json": json.dumps(record).encode(),
-              "mask.png": mask, "opmask.png": mask}  # fmt: skip
+              "mask.png": mask, "opmask.png": mask, "regions.png": mask,
+              "strength.png": mask}  # fmt: skip
     row = {
         "pair_id": key, "subset": "simulated", "group_id": group, "recipe_id": "0" * 16, "ladder_id": None,
         "split": "train", "source_id": source_id, "person_index": 0, "face_index": 0, "edit_index": edit,

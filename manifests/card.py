@@ -106,7 +106,8 @@ masks, so any two views of one edit are exact exemplars of each other.
 {chr(10).join(rows)}
 
 Layout (schema version {SCHEMA_VERSION}): WebDataset tar shards under `shards/<subset>/` (members
-`<key>.before.jpg`, `<key>.after.jpg`, `<key>.mask.png`, `<key>.opmask.png`, `<key>.json`), a
+`<key>.before.jpg`, `<key>.after.jpg`, `<key>.mask.png`, `<key>.opmask.png`, `<key>.regions.png`,
+`<key>.strength.png`, `<key>.json`), a
 wids index per subset (`shards/<subset>/index.json`), Parquet manifests under `manifests/`
 (`pairs`, `pair_ops`, `rejects`, `sources`, `detections`, `plan`), Croissant metadata in
 `croissant.json`. Every column is described in the project's `docs/manifests.md`.
@@ -252,7 +253,7 @@ FROM 'ROOT/manifests/pair_ops/*/*.parquet' o JOIN 'ROOT/manifests/pairs/*/*.parq
 WHERE o.name = 'eye_size' AND o.strength > 50;
 ```
 
-webdataset (samples are `{{"__key__", "before.jpg", "after.jpg", "mask.png", "opmask.png", "json"}}`):
+webdataset (samples are `{{"__key__", "before.jpg", "after.jpg", "mask.png", "opmask.png", "regions.png", "strength.png", "json"}}`):
 
 ```python
 import webdataset as wds

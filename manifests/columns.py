@@ -81,6 +81,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "sha256_after": "sha256 of the <key>.after.<ext> member",
         "sha256_mask": "sha256 of the <key>.mask.png member",
         "sha256_opmask": "sha256 of the <key>.opmask.png member",
+        "sha256_regions": "sha256 of the <key>.regions.png member (region ids of the region parameter map)",
+        "sha256_strength": "sha256 of the <key>.strength.png member (spatial strength map; 255 = full strength)",
         "sha256_json": "sha256 of the <key>.json member",
         "region_bbox": "edit region bounding box in the pair's image: x0, y0, x1, y1 (ends exclusive)",
         "region_area_px": "mask pixels > 0 in the pair's image",
@@ -111,9 +113,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "detect_height": "height of the downscaled copy the detectors saw",
         "scale": "detect size / photo size",
         "people_policy": "which persons' faces were used: largest / each / reject",
-        "persons": "YOLO persons: box, score, 17 COCO keypoints (x, y, conf)",
-        "faces": "MediaPipe face meshes (478 points x, y, z), box, score, head pose, inter-ocular distance, gate verdicts",
-        "poses": "MediaPipe poses (33 points x, y, z, visibility) per person",
+        "persons": "persons: box, score, 17 COCO keypoints (x, y, conf), origin (yolo / face: box derived from a face "
+                   "YOLO missed), the checked 33-point pose (x, y, z, visibility), pose_source (mediapipe / yolo / "
+                   "none), pose_agreement with YOLO's joints, pose_check reason, outline polygon (selfie segmentation)",
+        "faces": "MediaPipe face meshes (478 points x, y, z), box, detector box, score, head pose, inter-ocular "
+                 "distance, gate verdicts, person index",
+        "dropped_faces": "faces the face detector found that were not kept, with the reason (no_mesh, "
+                         "duplicate_face, over_max_faces)",
         "verdicts": "photo-level gate verdicts: code, passed, value, threshold",
         "models": "detector models used: name, path, sha256",
         "usable_faces": "indices of the faces that passed every gate",

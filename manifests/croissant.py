@@ -67,7 +67,7 @@ TABLES: dict[str, tuple[pa.Schema, str, str]] = {
                  "one row per (pair, op): the flat table to filter pairs by op and strength"),
 }  # fmt: skip
 
-MEMBER_INCLUDES = ["*.after.*", "*.before.*", "*.json", "*.mask.png", "*.opmask.png"]
+MEMBER_INCLUDES = ["*.after.*", "*.before.*", "*.json", "*.mask.png", "*.opmask.png", "*.regions.png", "*.strength.png"]
 
 RAI = {
     "data_collection": (
@@ -162,7 +162,8 @@ def croissant_metadata(store: Store, *, name: str = "mirrorset", description: st
             id=f"{subset}-members", name=f"{subset}-members", contained_in=tars, includes=MEMBER_INCLUDES,
             encoding_formats=["image/jpeg"],
             description=f"members of the {subset} pairs: <key>.before.<ext>, <key>.after.<ext> (RGB), <key>.mask.png "
-            "(edit region, 255 inside), <key>.opmask.png (bit k: op k moved the pixel), <key>.json (parameter record)",
+            "(edit region, 255 inside), <key>.opmask.png (bit k: op k moved the pixel), <key>.regions.png (region ids of "
+            "the region parameter map), <key>.strength.png (spatial strength, 255 = full), <key>.json (parameter record)",
         ))  # fmt: skip
     record_sets = []
     for table, (schema, includes, about) in TABLES.items():

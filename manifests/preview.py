@@ -57,10 +57,10 @@ def select_pairs(store: Store, n: int, op: str | None = None, subset: str | None
     uses: dict[Any, int] = defaultdict(int)
     chosen: list[dict[str, Any]] = []
     while pool and len(chosen) < n:
-        best = min(range(len(pool)), key=lambda i: (uses[pool[i]["subset"]], uses[_chain(pool[i])],
+        best = min(range(len(pool)), key=lambda i: (uses[pool[i]["subset"]], uses[(pool[i]["subset"], _chain(pool[i]))],
                                                     uses[pool[i]["source_id"]], i))  # fmt: skip
         row = pool.pop(best)
-        for key in (row["subset"], _chain(row), row["source_id"]):
+        for key in (row["subset"], (row["subset"], _chain(row)), row["source_id"]):
             uses[key] += 1
         chosen.append(row)
     return chosen

@@ -92,7 +92,8 @@ _ROLE_PATHS = {
 
 _PAIR_COLUMNS = [
     "pair_id", "subset", "group_id", "source_id", "split", "person_index", "edit_index", "view", "shard",
-    "key", "ops", "image_format", "sha256_before", "sha256_after", "sha256_mask", "sha256_opmask", "sha256_json",
+    "key", "ops", "image_format", "sha256_before", "sha256_after", "sha256_mask", "sha256_opmask",
+    "sha256_regions", "sha256_strength", "sha256_json",
 ]  # fmt: skip
 _OP_FIELDS = ("name", "strength", "applied_strength", "clamped")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from warps import body as joints
 from warps import catalog as c
 from warps.field import WarpField
 
@@ -92,7 +93,7 @@ def region_map(field: WarpField, index: np.ndarray, face: np.ndarray | None, pos
         sums = np.bincount(local, weights=np.hypot(dx, dy).ravel(), minlength=len(counts))
         growth = np.bincount(local, weights=_area_change(field).ravel(), minlength=len(counts))
     face_ref = FACE_REFERENCE * _width(face, 234, 454) if face is not None else None
-    body_ref = BODY_REFERENCE * _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER) if pose is not None else None
+    body_ref = BODY_REFERENCE * _width(pose, joints.LEFT_SHOULDER, joints.RIGHT_SHOULDER) if pose is not None else None
     names, values, means = [], [], []
     for region_id in np.flatnonzero(counts[1:]) + 1:
         name = REGIONS[region_id - 1]
@@ -123,7 +124,7 @@ def _width(points: np.ndarray, a: int, b: int) -> float:
 
 
 def _draw_body(index: np.ndarray, pose: np.ndarray, visible: np.ndarray) -> None:
-    width = _width(pose, c.LEFT_SHOULDER, c.RIGHT_SHOULDER)
+    width = _width(pose, joints.LEFT_SHOULDER, joints.RIGHT_SHOULDER)
     if not width > 0:
         return
     thick = max(1, int(round(0.3 * width)))
@@ -134,22 +135,22 @@ def _draw_body(index: np.ndarray, pose: np.ndarray, visible: np.ndarray) -> None
     def point(j: int) -> tuple[int, int]:
         return tuple(int(round(v)) for v in pose[j])
 
-    hips = (c.LEFT_HIP, c.RIGHT_HIP)
-    if seen(c.LEFT_SHOULDER, c.RIGHT_SHOULDER, *hips):
-        quad = np.array([pose[c.LEFT_SHOULDER] * 0.45 + pose[c.LEFT_HIP] * 0.55,
-                         pose[c.RIGHT_SHOULDER] * 0.45 + pose[c.RIGHT_HIP] * 0.55,
-                         pose[c.RIGHT_HIP], pose[c.LEFT_HIP]])  # fmt: skip
+    hips = (joints.LEFT_HIP, joints.RIGHT_HIP)
+    if seen(joints.LEFT_SHOULDER, joints.RIGHT_SHOULDER, *hips):
+        quad = np.array([pose[joints.LEFT_SHOULDER] * 0.45 + pose[joints.LEFT_HIP] * 0.55,
+                         pose[joints.RIGHT_SHOULDER] * 0.45 + pose[joints.RIGHT_HIP] * 0.55,
+                         pose[joints.RIGHT_HIP], pose[joints.LEFT_HIP]])  # fmt: skip
         outward = (quad[0] - quad[1]) / max(np.hypot(*(quad[0] - quad[1])), 1e-6) * 0.15 * width
         quad = quad + np.array([outward, -outward, -outward, outward])
         cv2.fillConvexPoly(index, np.round(quad).astype(np.int32), REGIONS.index("waist") + 1)
-    for side in ((c.LEFT_HIP, c.LEFT_KNEE, c.LEFT_ANKLE), (c.RIGHT_HIP, c.RIGHT_KNEE, c.RIGHT_ANKLE)):
+    for side in ((joints.LEFT_HIP, joints.LEFT_KNEE, joints.LEFT_ANKLE), (joints.RIGHT_HIP, joints.RIGHT_KNEE, joints.RIGHT_ANKLE)):
         for a, b in zip(side, side[1:]):
             if seen(a, b):
                 cv2.line(index, point(a), point(b), REGIONS.index("legs") + 1, thick)
-    for side in ((c.LEFT_SHOULDER, c.LEFT_ELBOW, c.LEFT_WRIST), (c.RIGHT_SHOULDER, c.RIGHT_ELBOW, c.RIGHT_WRIST)):
+    for side in ((joints.LEFT_SHOULDER, joints.LEFT_ELBOW, joints.LEFT_WRIST), (joints.RIGHT_SHOULDER, joints.RIGHT_ELBOW, joints.RIGHT_WRIST)):
         for a, b in zip(side, side[1:]):
             if seen(a, b):
                 cv2.line(index, point(a), point(b), REGIONS.index("arms") + 1, max(1, int(round(0.22 * width))))
-    for joint in (c.LEFT_SHOULDER, c.RIGHT_SHOULDER):
+    for joint in (joints.LEFT_SHOULDER, joints.RIGHT_SHOULDER):
         if seen(joint):
             cv2.circle(index, point(joint), max(1, int(round(0.22 * width))), REGIONS.index("shoulders") + 1, -1)

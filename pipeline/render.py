@@ -250,7 +250,7 @@ def _parameter_record(
         "pair_id": key,
         "group_id": context.group_id,
         "recipe_id": recipe_id(edit),
-        "ladder_id": edit.ladder_id,
+        "ladder_id": edit.ladder_id or "",  # "" rather than null: loaders that infer types need one per field
         "subset": context.subset,
         "split": context.split,
         "source_id": context.source_id,

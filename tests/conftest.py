@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
+import socket
 from pathlib import Path
 
 import cv2
@@ -79,3 +81,39 @@ def s3_endpoint() -> str:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+#: The real socket functions, captured at collection, before any fixture replaces them.
+_CONNECT, _GETADDRINFO = socket.socket.connect, socket.getaddrinfo
+
+
+def _local(host: object) -> bool:
+    if host in ("localhost", "", None):
+        return True
+    try:
+        return ipaddress.ip_address(str(host)).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def offline() -> object:
+    """No connection leaves this machine: any attempt to reach a non-loopback address (an
+    internet download, say) fails loudly. Unix sockets (DataLoader workers) and loopback
+    (the moto S3 server, a local Ray head) keep working. Session-long once requested."""
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if sock.family != socket.AF_UNIX and not (isinstance(address, tuple) and _local(address[0])):
+            raise AssertionError(f"network access attempted: {address}")
+        _CONNECT(sock, address)
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if not _local(host):
+            raise AssertionError(f"network access attempted: {host}")
+        return _GETADDRINFO(host, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(socket.socket, "connect", connect)
+    patch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    patch.undo()

@@ -95,7 +95,7 @@ class OpRecord:
             "requested_strength": self.requested_strength,
             "applied_strength": self.applied_strength,
             "clamped": self.clamped,
-            "clamp_reason": self.clamp_reason,
+            "clamp_reason": self.clamp_reason or "",  # "" rather than null: loaders that infer types need one
             "min_jacobian": round(self.min_jacobian, 6),
             "max_jacobian": round(self.max_jacobian, 6),
             "moving": self.moving,

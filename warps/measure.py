@@ -72,7 +72,8 @@ def detail_ratio(
     (locally a rigid motion, so the op itself neither magnifies nor compresses: any lost
     energy is resampling blur). Energy: squared 3x3 Laplacian of the grey image blurred
     by a Gaussian of ``sigma`` px (0: none); before's is taken at the source pixel nearest
-    to where each measured pixel samples.
+    to where each measured pixel samples, times det(J)^2 of the backward map there (the
+    energy change an ideal resampler makes at the remaining local scale, s^-4 = det^2).
     """
     if before.shape != after.shape or before.shape[:2] != field.shape:
         raise ValueError(f"images {before.shape}, {after.shape} do not match field shape {field.shape}")
@@ -105,6 +106,9 @@ def detail_ratio(
         _laplacian_energy(before[by0:by1, bx0:bx1], sigma), field.map_x - np.float32(bx0),
         field.map_y - np.float32(by0), cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101,
     )[measured]  # fmt: skip
+    # Within the band a local scale s still changes Laplacian energy by s^-4 = det^2 (det of the
+    # backward map): expected of any ideal resampler, so it is taken out of the comparison.
+    sources = sources * (det[measured] ** 2)
     after_sum, before_sum = float(energy_after.sum()), float(sources.sum())
     return DetailRatio(after_sum / max(before_sum, 1e-12), int(measured.sum()), after_sum, before_sum)
 

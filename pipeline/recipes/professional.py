@@ -111,7 +111,7 @@ class ProfessionalRecipe:
             face_after=None if face is None else plan.landmarks_after.face,
             pose=landmarks.pose,
             pose_visible=landmarks.pose_visibility,
-            record={"ops_frame": "photo", "strength_map": None},
+            record={"ops_frame": "photo", "strength_map": {"kind": "uniform"}},
         )
 
     def _view_pixels(self, width: int, height: int) -> int:

@@ -117,7 +117,7 @@ class SimulatedRecipe:
             calls = [OpCall(rung[1], rung[2])]
         h, w = frame.image.shape[:2]
         plan, field, op_fields = plan_in_crop(alignment, face, calls, sim.warp, (h, w))
-        record = {"ops_frame": "crop", "crop": alignment.to_record(), "strength_map": None}
+        record = {"ops_frame": "crop", "crop": alignment.to_record(), "strength_map": {"kind": "uniform"}}
         strength = None
         if rung is None and rng.random() < sim.spatial_strength.probability:
             x0, y0, x1, y1 = field.roi

@@ -13,8 +13,8 @@ def test_selection_takes_one_view_per_edit_balancing_subsets_and_ops(example_roo
     rows = select_pairs(store, 6)
     assert len({r["group_id"] for r in rows}) == 6
     assert [r["subset"] for r in rows].count("simulated") == 3
-    chains = [tuple(o["name"] for o in r["ops"]) for r in rows]
-    assert len(set(chains)) == 6
+    chains = [(r["subset"], tuple(o["name"] for o in r["ops"])) for r in rows]
+    assert len(set(chains)) == 6  # no chain twice within a subset
     only = select_pairs(store, 50, op="nose_length", subset="professional")
     pairs = pd.read_parquet(example_root / "manifests" / "pairs", filters=[("subset", "==", "professional")])
     holding = pairs[pairs.ops.map(lambda ops: "nose_length" in [o["name"] for o in ops])]

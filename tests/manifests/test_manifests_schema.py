@@ -68,11 +68,13 @@ def test_shard_names_round_trip_and_paths_use_them():
 
 
 def test_member_suffixes_and_sha_columns_per_format():
-    assert member_suffixes("jpeg") == ("after.jpg", "before.jpg", "json", "mask.png", "opmask.png")
+    assert member_suffixes("jpeg") == ("after.jpg", "before.jpg", "json", "mask.png", "opmask.png", "regions.png",
+                                       "strength.png")
     assert list(member_suffixes("png")) == sorted(member_suffixes("png"))
     assert member_sha_columns("webp") == {
         "after.webp": "sha256_after", "before.webp": "sha256_before", "json": "sha256_json",
-        "mask.png": "sha256_mask", "opmask.png": "sha256_opmask",
+        "mask.png": "sha256_mask", "opmask.png": "sha256_opmask", "regions.png": "sha256_regions",
+        "strength.png": "sha256_strength",
     }  # fmt: skip
     assert set(member_sha_columns("jpeg").values()) <= set(schema.PAIRS_SCHEMA.names)
     with pytest.raises(ValueError, match="unknown image format"):

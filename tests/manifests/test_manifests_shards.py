@@ -27,6 +27,8 @@ def _sample(view: int, fmt: str = "jpeg") -> dict:
         "json": json.dumps({"pair_id": key}).encode(),
         "mask.png": cv2.imencode(".png", mask)[1].tobytes(),
         "opmask.png": cv2.imencode(".png", mask // 255)[1].tobytes(),
+        "regions.png": cv2.imencode(".png", mask // 255 * 8)[1].tobytes(),
+        "strength.png": cv2.imencode(".png", np.full_like(mask, 255))[1].tobytes(),
     }
 
 
@@ -55,7 +57,7 @@ def test_same_samples_give_identical_tars_with_pinned_headers():
     assert _tar(samples)[0] == data
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         infos = tar.getmembers()
-    suffixes = ("after.jpg", "before.jpg", "json", "mask.png", "opmask.png")
+    suffixes = ("after.jpg", "before.jpg", "json", "mask.png", "opmask.png", "regions.png", "strength.png")
     assert [i.name for i in infos] == [f"{s['__key__']}.{x}" for s in samples for x in suffixes]
     assert {(i.mtime, i.uid, i.gid, i.uname, i.gname, i.mode) for i in infos} == {(0, 0, 0, "root", "root", 0o644)}
 
@@ -66,10 +68,9 @@ def test_reader_returns_the_written_bytes_whatever_the_read_sizes(chunked):
     data, digests = _tar(samples)
     stream = _Trickle(data) if chunked else io.BytesIO(data)
     members = list(iter_tar_members(stream, "s.tar"))
-    assert [(m.key, m.suffix) for m in members][:5] == [
-        (samples[0]["__key__"], s) for s in ("after.png", "before.png", "json", "mask.png", "opmask.png")
-    ]
-    assert members[6].data == samples[1]["before.png"]
+    suffixes = ("after.png", "before.png", "json", "mask.png", "opmask.png", "regions.png", "strength.png")
+    assert [(m.key, m.suffix) for m in members][:7] == [(samples[0]["__key__"], s) for s in suffixes]
+    assert members[8].data == samples[1]["before.png"]
     assert digests[1]["before.png"] == hashlib.sha256(samples[1]["before.png"]).hexdigest()
 
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifests.parquet import encode_rows
-from manifests.schema import PAIRS_SCHEMA
+from manifests.schema import PAIRS_SCHEMA, member_suffixes
 from manifests.stats import stats
 from manifests.verify import verify
 from pipeline.cli import main
@@ -44,7 +44,7 @@ def test_a_sound_build_verifies_and_the_report_keeps_its_contract(root_copy):
     assert set(written) == REPORT_KEYS and written == json.loads(json.dumps(report.to_dict()))
     assert written["mode"] == "full" and written["problems"] == []
     pairs = pd.read_parquet(root_copy / "manifests" / "pairs")
-    assert written["counts"]["samples"] == len(pairs) and written["counts"]["members"] == 5 * len(pairs)
+    assert written["counts"]["samples"] == len(pairs) and written["counts"]["members"] == len(member_suffixes("jpeg")) * len(pairs)
     per_shard = pairs.groupby("shard", observed=True).size()
     for record in written["shards"]:
         assert set(record) == {"subset", "url", "sha256", "nsamples", "filesize", "mtime_ns"}

@@ -6,7 +6,6 @@ most 384 px, 2 photos per shard (training_fixtures.SAMPLE_SETTINGS).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,21 +17,9 @@ from pipeline.build import build
 from pipeline.config import MirrorsetConfig, with_overrides
 
 
-#: The real connect, captured at collection, before any fixture replaces it.
-_CONNECT = socket.socket.connect
-
-
 @pytest.fixture(autouse=True)
-def local_sockets_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DataLoader workers hand tensors over Unix sockets: allow those, refuse any network
-    connection (tests/detectors' session fixture refuses every connect, Unix ones included)."""
-
-    def connect(sock: socket.socket, address: object) -> None:
-        if sock.family != socket.AF_UNIX:
-            raise AssertionError(f"network access attempted: {address}")
-        _CONNECT(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+def _offline(offline: object) -> None:
+    """Training runs with every connection off this machine refused (tests/conftest.py)."""
 
 
 @pytest.fixture
