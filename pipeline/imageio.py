@@ -50,7 +50,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError, features
+from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError, features
 # Register the decoders SUPPORTED_FORMATS names without loading every plugin.
 from PIL import (  # noqa: F401
     AvifImagePlugin,
@@ -144,14 +144,7 @@ def decode_image(data: bytes, *, limits: DecodeLimits = DecodeLimits()) -> np.nd
     """
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass")
-    if len(data) == 0:
-        raise ImageRejected("empty", "0 bytes")
-    if len(data) > limits.max_bytes:
-        raise ImageRejected("too_large", f"{len(data)} bytes > max_bytes {limits.max_bytes}")
-    image = _open_header(data)
-    _check_pixels(image.size, limits)
-    _check_still(image)
-    _check_side(image.size, limits)
+    image = _checked_header(data, limits)
     _load_pixels(image)
     icc = image.info.get("icc_profile")
     try:
@@ -160,6 +153,35 @@ def decode_image(data: bytes, *, limits: DecodeLimits = DecodeLimits()) -> np.nd
         raise ImageRejected("undecodable", f"invalid EXIF orientation: {exc}") from exc
     rgb = _to_rgb8(image, icc)
     return np.ascontiguousarray(rgb)
+
+
+def probe_image(data: bytes, *, limits: DecodeLimits = DecodeLimits()) -> tuple[str, int, int]:
+    """(format, upright width, upright height) from the header alone: every check of
+    :func:`decode_image` that needs no pixel (size limits, format, animation), so ingest can
+    refuse what decoding would refuse without decoding. Truncation is found only by decoding.
+    """
+    image = _checked_header(data, limits)
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError, struct.error):
+        orientation = 1  # a broken EXIF block is judged by the full decode
+    if orientation in (5, 6, 7, 8):  # rotated a quarter turn: upright size swaps
+        width, height = height, width
+    return image.format or "unknown", width, height
+
+
+def _checked_header(data: bytes, limits: DecodeLimits) -> Image.Image:
+    """The opened image after every header check (no pixel decoded)."""
+    if len(data) == 0:
+        raise ImageRejected("empty", "0 bytes")
+    if len(data) > limits.max_bytes:
+        raise ImageRejected("too_large", f"{len(data)} bytes > max_bytes {limits.max_bytes}")
+    image = _open_header(data)
+    _check_pixels(image.size, limits)
+    _check_still(image)
+    _check_side(image.size, limits)
+    return image
 
 
 def load_image(path: str | Path, *, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:

@@ -35,13 +35,11 @@ from typing import Any
 import fsspec
 import numpy as np
 import pyarrow as pa
-from PIL import ExifTags
-
 from manifests.digests import sha256_hex
 from manifests.parquet import encode_rows
 from manifests.schema import WORK_DIR
 from manifests.storage import Store, Written
-from pipeline.imageio import SUPPORTED_FORMATS, DecodeLimits, ImageRejected, content_id, decode_image, pil_open
+from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image, probe_image
 from pipeline.sample_corpus import sample_paths
 from pipeline.stage import Resources
 
@@ -62,9 +60,6 @@ INGEST_WORK_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
-
-_EXIF_ORIENTATION = ExifTags.Base.Orientation
-_TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
 
 
 @dataclass(frozen=True)
@@ -140,41 +135,10 @@ def inspect_path(path: str, root: str | None, limits: DecodeLimits) -> dict[str,
     row = {"path": path, "source_id": digest[:16], "bytes": len(data), "sha256": digest,
            "format": None, "width": None, "height": None}  # fmt: skip
     try:
-        fmt, width, height = probe_image(data, limits)
+        fmt, width, height = probe_image(data, limits=limits)
     except ImageRejected as exc:
         return {**row, "status": "rejected", "reason": exc.code, "detail": exc.detail}
     return {**row, "format": fmt, "width": width, "height": height, "status": "accepted", "reason": None, "detail": None}
-
-
-def probe_image(data: bytes, limits: DecodeLimits) -> tuple[str, int, int]:
-    """(format, upright width, upright height) from the header alone, under ``limits``.
-
-    Rejects what :func:`pipeline.imageio.decode_image` would reject without decoding pixels
-    (empty, too large, unidentifiable); truncation is only found by decoding.
-    """
-    if len(data) == 0:
-        raise ImageRejected("empty", "0 bytes")
-    if len(data) > limits.max_bytes:
-        raise ImageRejected("too_large", f"{len(data)} bytes > max_bytes {limits.max_bytes}")
-    try:
-        with pil_open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
-            width, height = image.size
-            fmt = image.format or "unknown"
-            try:
-                orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-            except Exception:  # a broken EXIF block is judged by the full decode later
-                orientation = 1
-    except Exception:
-        # Anything the header parser cannot take: let the strict decoder name the reason.
-        decode_image(data, limits=limits)
-        raise ImageRejected("undecodable", "the header parser failed but the image decoded") from None
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
-    if width * height > limits.max_pixels:
-        raise ImageRejected("too_large", f"{width}x{height} = {width * height} px > max_pixels {limits.max_pixels}")
-    if min(width, height) < limits.min_side:
-        raise ImageRejected("too_small", f"{width}x{height}: shorter side < min_side {limits.min_side}")
-    return fmt, width, height
 
 
 def read_source(path: str, *, limits: DecodeLimits, expected_id: str | None = None) -> np.ndarray:

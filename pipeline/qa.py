@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pipeline.fidelity import FidelityModels, failing_gates, measure_view
@@ -35,7 +34,6 @@ class PairMeasurer:
         self.config = config
         self.jpeg_quality = jpeg_quality
         self._models: FidelityModels | None = None
-        self._flow: cv2.DISOpticalFlow | None = None
         self._references: dict[tuple, Any] = {}
 
     def load(self) -> None:
@@ -44,7 +42,6 @@ class PairMeasurer:
         embedder = OnnxEmbedder(self.config.identity_model) if self.config.identity_model else None
         self._models = FidelityModels(embedder)
         self._models.load()
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
 
     def close(self) -> None:
         if self._models is not None:
@@ -89,10 +86,11 @@ class PairMeasurer:
 
     def view(self, edit: Edit, pixels: ViewPixels, edit_measures: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """(all measures of this view, failing per-view gate codes)."""
+        # measure_view makes a fresh DIS flow per view: one instance reused across views made
+        # align_err_px depend on the views measured before (seen as bytes differing by worker).
         found = measure_view(
             edit.before, edit.after, edit.region, edit.field.roi, pixels.before, pixels.after, pixels.mask,
             pixels.transform.matrix, codec_noise=edit_measures["codec_noise"], jpeg_quality=self.jpeg_quality,
-            flow=self._flow,
         )  # fmt: skip
         measures = {**edit_measures, "align_err_px": found.align_err_px, "outside_change": found.outside_change}
         return measures, failing_gates(measures, self.config.gates, max_abs_strength=_max_strength(edit))

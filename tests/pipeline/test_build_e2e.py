@@ -36,6 +36,8 @@ CONFIG_YAML = """\
 simulated:
   views: 2
   edits_per_face: 2
+  ladders:
+    per_face: 0
 output:
   shard_target_bytes: 1500000
   edits_per_run: 1

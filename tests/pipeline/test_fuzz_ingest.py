@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline.imageio import DecodeLimits, ImageRejected, RejectCode, decode_image
-from pipeline.ingest import inspect_path, probe_image
+from pipeline.imageio import DecodeLimits, ImageRejected, RejectCode, decode_image, probe_image
+from pipeline.ingest import inspect_path
 from pipeline.sample_corpus import sample_paths
 
 PHOTO = Path(next(p.path for p in sample_paths() if p.name == "grace_hopper")).read_bytes()
@@ -50,7 +50,7 @@ def _check_ingest(tmp_path: Path, data: bytes) -> None:
     if row["status"] == "rejected":
         assert row["reason"] and row["detail"]
     else:
-        fmt, width, height = probe_image(data, LIMITS)
+        fmt, width, height = probe_image(data, limits=LIMITS)
         assert (row["width"], row["height"]) == (width, height)
 
 

@@ -337,15 +337,17 @@ def test_formats_that_run_programs_or_are_not_photos_are_unsupported(hopper):
 
 
 def test_bmp_and_ppm_files_are_accepted_by_ingest(tmp_path):
-    from pipeline.ingest import ingest
+    from pipeline.ingest import inspect_path
 
     astronaut = load_image(SAMPLES["astronaut"])
     paths = []
     for fmt, name in (("BMP", "portrait.bmp"), ("PPM", "portrait.ppm")):
         (tmp_path / name).write_bytes(_save(Image.fromarray(astronaut), fmt))
         paths.append(str(tmp_path / name))
-    results = list(ingest(paths))
-    assert [(r.status, r.width, r.height) for r in results] == [("accepted", 512, 512)] * 2
+    rows = [inspect_path(path, str(tmp_path), DecodeLimits()) for path in paths]
+    assert [(r["status"], r["width"], r["height"], r["format"]) for r in rows] == [
+        ("accepted", 512, 512, "BMP"), ("accepted", 512, 512, "PPM"),
+    ]  # fmt: skip
     for path in paths:
         np.testing.assert_array_equal(load_image(path), astronaut)
 

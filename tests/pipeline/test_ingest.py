@@ -17,13 +17,12 @@ from PIL import Image
 
 from manifests.digests import sha256_hex
 from manifests.schema import REJECTS_SCHEMA, SOURCES_SCHEMA
-from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image, load_image
+from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image, load_image, probe_image
 from pipeline.ingest import (
     SourceChanged,
     inspect_path,
     list_sources,
     path_id,
-    probe_image,
     read_source,
     reject_row,
     resolve_duplicates,
@@ -128,7 +127,7 @@ def test_probe_gives_the_upright_size_without_decoding(orientation: int) -> None
     exif[0x0112] = orientation
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", exif=exif)
-    fmt, width, height = probe_image(buffer.getvalue(), LIMITS)
+    fmt, width, height = probe_image(buffer.getvalue(), limits=LIMITS)
     upright = decode_image(buffer.getvalue(), limits=LIMITS)
     assert fmt == "JPEG" and (height, width) == upright.shape[:2]
 
@@ -149,7 +148,7 @@ def test_probe_and_decode_agree_on_every_format() -> None:
         except ImageRejected as exc:
             decoded = exc.code
         try:
-            probe_image(data, LIMITS)
+            probe_image(data, limits=LIMITS)
             probed = None
         except ImageRejected as exc:
             probed = exc.code
