@@ -1,7 +1,8 @@
 """In-process backend: one worker, the driver's own process. No Ray needed.
 
 Same contract as the Ray backend (attempts, retries with backoff, one final outcome per
-batch) with one exception: ``task_timeout_s`` is accepted but not enforced, because
+batch; a ``stage.setup()`` that raises fails every batch with ``WorkersUnavailable``)
+with one exception: ``task_timeout_s`` is accepted but not enforced, because
 code running in the driver's own thread cannot be preempted. A hung task hangs a local
 build; use the Ray backend (even with one worker) where a time limit matters.
 """
@@ -14,7 +15,7 @@ import time
 import traceback
 from typing import Any, Iterable, Iterator
 
-from pipeline.backends.retry import BatchOutcome, RetryPolicy, RetryQueue
+from pipeline.backends.retry import BatchOutcome, RetryPolicy, RetryQueue, last_line
 from pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,14 @@ class LocalBackend:
         if queue.exhausted():
             return
         where = f"pid {os.getpid()} (in-process)"
-        stage.setup()
+        try:
+            stage.setup()
+        except Exception:  # as on Ray: every batch fails with the start error, nothing is torn down
+            error = traceback.format_exc(limit=8)
+            yield from queue.abandon(
+                f"{error}\nWorkersUnavailable: stage {stage.name!r} could not start in {where}: {last_line(error)}"
+            )
+            return
         try:
             while not queue.exhausted():
                 attempt = queue.take()

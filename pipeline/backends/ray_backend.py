@@ -21,8 +21,9 @@ killed), no backoff, and ``ray.util.ActorPool`` keeps handing work to dead actor
 - An exception raised by the stage fails the attempt and keeps the actor. Any other
   error (actor died, OOM-killed by Ray's memory monitor, unavailable, worker crashed,
   result lost, fetch timed out, ...) fails the attempt and retires the actor
-  (``ray.kill``, no restart); a fresh actor replaces it. An attempt running past
-  ``task_timeout_s`` is treated the same way (its actor is killed).
+  (``ray.kill``, no restart); a fresh actor replaces it, and every idle actor must answer
+  a health check before it gets more work (so actors lost with the same node cost no
+  attempts). An attempt running past ``task_timeout_s`` fails and its actor is killed.
 - Failed attempts are retried per :class:`~pipeline.backends.retry.RetryPolicy`,
   on whichever actor is idle once the backoff has elapsed. Every wait has a timeout.
 """
@@ -35,7 +36,7 @@ import os
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import ray
@@ -184,41 +185,38 @@ class RayBackend:
 
 @dataclass(eq=False)
 class _Worker:
-    """One actor of the pool and what it is doing."""
+    """One actor of the pool. ``where`` is empty until its ``stage.setup()`` has finished;
+    ``deadline`` bounds what it is doing now (a start, a health check or an attempt)."""
 
     actor: Any
     number: int
-    created: float
     where: str = ""
     attempt: Attempt | None = None
     deadline: float | None = None
-    name: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.name = f"worker {self.number}"
 
     def describe(self) -> str:
-        return f"{self.name} ({self.where})" if self.where else f"{self.name} (starting)"
+        return f"worker {self.number} ({self.where or 'starting'})"
 
 
 class _Pool:
-    """Actors of one stage run: starting (setup not finished), idle, or running one attempt."""
+    """The actors of one stage run, each in one state: *checking* (starting, or answering a
+    health check), *idle*, or *running* one attempt."""
 
     def __init__(self, actor_cls: Any, stage: Stage, size: int, start_timeout_s: float | None) -> None:
         self.actor_cls = actor_cls
         self.stage = stage
         self.size = size
         self.start_timeout_s = start_timeout_s
-        self.starting: dict[Any, _Worker] = {}  # ref of ``where()`` -> worker
+        self.checking: dict[Any, _Worker] = {}  # ref of ``where()`` -> worker
         self.running: dict[Any, _Worker] = {}  # ref of ``process()`` -> worker
         self.idle: deque[_Worker] = deque()
         self.started = 0
-        self.start_failures = 0  # consecutive; reset when an actor becomes ready
+        self.start_failures = 0  # in a row; reset when an actor becomes ready
         self.last_start_error = ""
 
     @property
     def live(self) -> int:
-        return len(self.starting) + len(self.running) + len(self.idle)
+        return len(self.checking) + len(self.running) + len(self.idle)
 
     def drive(self, queue: RetryQueue, task_timeout_s: float | None) -> Iterator[BatchOutcome]:
         """Run ``queue`` to the end; yields every attempt's outcome."""
@@ -247,18 +245,28 @@ class _Pool:
                 except Exception:  # outputs are committed; a failed teardown must not hide them
                     log.warning("stage %r: teardown failed on %s", self.stage.name, teardowns[ref].describe(), exc_info=True)
             for ref in late:
-                log.warning("stage %r: %s did not tear down within %s s", self.stage.name, teardowns[ref].describe(), teardown_timeout_s)
-        for worker in [*self.idle, *self.running.values(), *self.starting.values()]:
+                log.warning("stage %r: %s did not tear down within %g s", self.stage.name, teardowns[ref].describe(), teardown_timeout_s)
+        for worker in [*self.idle, *self.running.values(), *self.checking.values()]:
             ray.kill(worker.actor, no_restart=True)
         self.idle.clear()
         self.running.clear()
-        self.starting.clear()
+        self.checking.clear()
 
     def _top_up(self) -> None:
         while self.live < self.size and self.start_failures < MAX_START_FAILURES:
             self.started += 1
-            worker = _Worker(self.actor_cls.remote(self.stage), self.started, time.monotonic())
-            self.starting[worker.actor.where.remote()] = worker
+            worker = _Worker(self.actor_cls.remote(self.stage), self.started)
+            if self.start_timeout_s is not None:
+                worker.deadline = time.monotonic() + self.start_timeout_s
+            self.checking[worker.actor.where.remote()] = worker
+
+    def _check_idle(self) -> None:
+        """After a worker fault, ask every idle actor whether it is alive before it gets work,
+        so that actors lost with the same node cost no attempts."""
+        while self.idle:
+            worker = self.idle.popleft()
+            worker.deadline = time.monotonic() + _GET_TIMEOUT_S
+            self.checking[worker.actor.where.remote()] = worker
 
     def _dispatch(self, queue: RetryQueue, task_timeout_s: float | None) -> list[BatchOutcome]:
         outcomes = []
@@ -279,37 +287,41 @@ class _Pool:
         return outcomes
 
     def _await_events(self, queue: RetryQueue, task_timeout_s: float | None) -> list[BatchOutcome]:
-        refs = [*self.starting, *self.running]
+        """Wait (bounded) for the next reply or deadline; the outcomes that brings."""
+        refs = [*self.checking, *self.running]
         timeout = self._next_wakeup_s(queue)
+        ready: list[Any] = []
         if refs:
-            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-        else:  # idle actors waiting for a retry's backoff
+            ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
+            if ready and rest:  # take every other reply that is already in, too
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        else:  # only idle actors, waiting for a retry's backoff
             time.sleep(timeout)
-            ready = []
         outcomes = [outcome for ref in ready for outcome in self._collect(ref, queue)]
         return outcomes + self._expire(queue, task_timeout_s)
 
     def _next_wakeup_s(self, queue: RetryQueue) -> float:
         now = time.monotonic()
-        candidates = [_POLL_S]
-        candidates += [w.deadline - now for w in self.running.values() if w.deadline is not None]
-        if self.start_timeout_s is not None:
-            candidates += [w.created + self.start_timeout_s - now for w in self.starting.values()]
+        workers = [*self.checking.values(), *self.running.values()]
+        candidates = [_POLL_S] + [w.deadline - now for w in workers if w.deadline is not None]
         due = queue.wait_s()
         if due is not None and self.idle:
             candidates.append(due)
         return max(0.0, min(candidates))
 
     def _collect(self, ref: Any, queue: RetryQueue) -> list[BatchOutcome]:
-        if ref in self.starting:
-            worker = self.starting.pop(ref)
+        if ref in self.checking:
+            worker = self.checking.pop(ref)
+            worker.deadline = None
             try:
-                worker.where = ray.get(ref, timeout=_GET_TIMEOUT_S)
-            except Exception as exc:  # setup raised, code upload failed, actor died or unschedulable
-                self._start_failed(worker, _describe(exc))
-            else:
+                where = ray.get(ref, timeout=_GET_TIMEOUT_S)
+            except Exception as exc:  # setup raised, code upload failed, unschedulable, or died while idle
+                self._check_failed(worker, _describe(exc))
+                return []
+            if not worker.where:
                 self.start_failures = 0
-                self.idle.append(worker)
+            worker.where = where
+            self.idle.append(worker)
             return []
         worker = self.running.pop(ref)
         attempt = worker.attempt
@@ -321,6 +333,7 @@ class _Pool:
             return [queue.failed(attempt, _describe(exc), worker.describe())]
         except Exception as exc:  # every other failure is the worker's: died, OOM, unavailable, lost, ...
             self._retire(worker)
+            self._check_idle()
             return [queue.failed(attempt, _worker_fault(exc, worker), worker.describe())]
         self.idle.append(worker)
         return [queue.succeeded(attempt, results, worker.describe())]
@@ -337,22 +350,27 @@ class _Pool:
                     f"TaskTimeout: no result from {worker.describe()} after {task_timeout_s:g} s; "
                     "the worker was killed and the batch goes to another worker"
                 )
-                log.warning("stage %r: %s", self.stage.name, error)
                 outcomes.append(queue.failed(attempt, error, worker.describe()))
-        if self.start_timeout_s is not None:
-            for ref, worker in list(self.starting.items()):
-                if now - worker.created >= self.start_timeout_s:
-                    del self.starting[ref]
-                    self._retire(worker)
-                    self._start_failed(
-                        worker, f"StartTimeout: {worker.name} was not ready after {self.start_timeout_s:g} s"
-                    )
+        for ref, worker in list(self.checking.items()):
+            if worker.deadline is not None and now >= worker.deadline:
+                del self.checking[ref]
+                self._check_failed(
+                    worker,
+                    f"HealthCheckTimeout: {worker.describe()} did not answer within {_GET_TIMEOUT_S:g} s"
+                    if worker.where
+                    else f"StartTimeout: {worker.describe()} was not ready after {self.start_timeout_s:g} s",
+                )
         return outcomes
 
-    def _start_failed(self, worker: _Worker, error: str) -> None:
+    def _check_failed(self, worker: _Worker, error: str) -> None:
+        """Retire ``worker``; a failed start counts towards giving up, a failed health check does not."""
+        self._retire(worker)
+        if worker.where:
+            log.warning("stage %r: %s was found dead while idle: %s", self.stage.name, worker.describe(), last_line(error))
+            return
         self.start_failures += 1
         self.last_start_error = (
-            f"{error}\nWorkerStartFailed: {worker.name} of stage {self.stage.name!r} could not start "
+            f"{error}\nWorkerStartFailed: {worker.describe()} of stage {self.stage.name!r} could not start "
             f"(scheduling, code upload or stage.setup() failed): {last_line(error)}"
         )
         log.warning("%s", last_line(self.last_start_error))

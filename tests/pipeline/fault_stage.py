@@ -11,7 +11,9 @@ half file (``fault``):
 - ``wait_for_kill``: the worker writes ``SCRATCH/running-N.pid`` and sleeps 60 s, for a
   test to kill it from outside;
 - ``hang``: the worker sleeps an hour (a hung task);
-- ``hog``: the worker fills ``hog_bytes`` of memory and sleeps 60 s holding it.
+- ``hog``: the worker fills ``hog_bytes`` of memory and sleeps 60 s holding it;
+- ``kill_idle_pool``: once ``crop-0001.png`` and ``crop-0002.png`` exist (so the other
+  workers are idle), the worker SIGKILLs every other worker, then itself (a lost node).
 
 Also the checks the fault tests share (:func:`tree_digest`, :func:`retries`, ...).
 
@@ -99,6 +101,15 @@ class CropStage:
             time.sleep(60)
         if task.fault == "hang":
             time.sleep(3600)
+        if task.fault == "kill_idle_pool":
+            others = [self.out / f"crop-{i:04d}.png" for i in (1, 2)]
+            deadline = time.monotonic() + 60
+            while not all(p.exists() for p in others) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)  # their results reach the driver, which leaves them idle
+            for pid in worker_pids(self.scratch) - {os.getpid()}:
+                os.kill(pid, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
         if task.fault == "hog":
             import numpy as np
 
@@ -133,9 +144,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         time.sleep(0.02)
 
 
-def retries(caplog: pytest.LogCaptureFixture) -> dict[str, str]:
-    """Task label -> the warning logged when its first attempt failed."""
-    return {r.args[1]: r.getMessage() for r in caplog.records if r.name == "pipeline.tasks"}
+def retries(caplog: pytest.LogCaptureFixture) -> dict[str, list[str]]:
+    """Task label -> the warnings logged for its failed attempts that were retried."""
+    logged: dict[str, list[str]] = {}
+    for record in caplog.records:
+        if record.name == "pipeline.tasks":
+            logged.setdefault(record.args[1], []).append(record.getMessage())
+    return logged
 
 
 def main(out: str, scratch: str, tasks: int, workers: int) -> None:

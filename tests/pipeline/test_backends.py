@@ -72,6 +72,20 @@ def test_local_backend_retries_after_backoff_and_ends_each_batch_once(tmp_path: 
     assert outcomes[1].error.strip().endswith("RuntimeError: crop 1 failed on purpose")
 
 
+def test_local_stage_that_cannot_start_fails_every_batch_with_its_setup_error(tmp_path: Path) -> None:
+    class NoSetup(CropStage):
+        def setup(self) -> None:
+            raise FileNotFoundError("weights.pt is missing")
+
+    with open_backend("local", num_workers=1) as backend, pytest.raises(TasksFailed) as info:
+        run_tasks(backend, NoSetup(tmp_path, tmp_path), [CropTask(0), CropTask(1)], label=lambda t: f"crop {t.index}")
+    assert list(info.value.failures) == ["crop 0", "crop 1"]
+    assert str(info.value).endswith(
+        f"  crop 1: WorkersUnavailable: stage 'crops' could not start in pid {os.getpid()} (in-process): "
+        "FileNotFoundError: weights.pt is missing"
+    )
+
+
 def test_local_teardown_failure_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class BrokenTeardown(CropStage):
         def teardown(self) -> None:

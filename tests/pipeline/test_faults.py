@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 import fault_stage
-from fault_stage import CropStage, CropTask, alive, retries, tree_digest, wait_for, worker_pids
+from fault_stage import ASTRONAUT, CropStage, CropTask, alive, retries, tree_digest, wait_for, worker_pids
 from pipeline.backends import open_backend
 from pipeline.tasks import run_tasks
 
@@ -67,9 +67,22 @@ def test_workers_sigkilled_mid_task(ray_session, reference, tmp_path: Path, capl
     assert tree_digest(out) == reference
     failed = retries(caplog)
     assert sorted(failed) == ["crop 20", "crop 5"]
-    for message in failed.values():
+    for (message,) in failed.values():
         assert "ActorDiedError: worker" in message and "died during the task" in message
     assert len(worker_pids(scratch)) == 4  # two replacements; no task went to a dead actor
+
+
+def test_idle_workers_lost_with_a_node_cost_no_attempts(ray_session, reference, tmp_path: Path, caplog) -> None:
+    """Task 0's worker kills the (idle) other worker, then itself, as a node loss would. The
+    pool checks its idle workers before giving them work: only task 0 is retried, once."""
+    caplog.set_level(logging.WARNING)
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    tasks = [CropTask(0, fault="kill_idle_pool"), CropTask(1), CropTask(2)]
+    with open_backend("ray", num_workers=2) as backend:
+        run_tasks(backend, CropStage(out, scratch), tasks, label=lambda t: f"crop {t.index}", backoff_s=0.1)
+    assert tree_digest(out) == {name: reference[name] for name in ("crop-0000.png", "crop-0001.png", "crop-0002.png")}
+    assert list(retries(caplog)) == ["crop 0"] and len(retries(caplog)["crop 0"]) == 1
+    assert "was found dead while idle" in caplog.text
 
 
 def test_hung_task_is_rerun_elsewhere_and_its_worker_killed(ray_session, reference, tmp_path: Path, caplog) -> None:
@@ -82,8 +95,8 @@ def test_hung_task_is_rerun_elsewhere_and_its_worker_killed(ray_session, referen
     assert tree_digest(out) == reference
     failed = retries(caplog)
     assert list(failed) == ["crop 7"]
-    assert "TaskTimeout: no result from worker" in failed["crop 7"]
-    assert "after 3 s; the worker was killed" in failed["crop 7"]
+    (message,) = failed["crop 7"]
+    assert "TaskTimeout: no result from worker" in message and "after 3 s; the worker was killed" in message
     wait_for(lambda: not any(alive(pid) for pid in worker_pids(scratch)), 20, "the workers to exit")
 
 
@@ -109,3 +122,57 @@ def test_killed_driver_leaves_no_workers_and_a_rerun_finishes_the_same_bytes(ref
     assert [p.name for p in (out / "_lock").iterdir()] == ["guard"]  # records removed on release
     shutil.rmtree(out / "_lock")
     assert tree_digest(out) == reference
+
+
+@pytest.mark.slow
+def test_real_build_survives_workers_killed_in_detection_and_in_a_shard(tmp_path: Path, caplog) -> None:
+    """``pipeline.build.build`` on a real portrait with Ray: the worker is SIGKILLed while it
+    detects, and again while it writes the shard; the dataset's bytes equal an undisturbed
+    in-process build's."""
+    import psutil
+
+    from pipeline.build import build
+    from pipeline.config import load_config, with_overrides
+
+    caplog.set_level(logging.WARNING, logger="pipeline.tasks")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(ASTRONAUT, photos / ASTRONAUT.name)
+    config = with_overrides(load_config(), {
+        "simulated.views": 4, "simulated.edits_per_face": 2, "cluster.num_workers": 1,
+    })  # fmt: skip
+    build(str(photos), tmp_path / "reference", config, progress=False)
+
+    out = tmp_path / "out"
+    detections = out / "manifests" / "detections.parquet"
+    killed: list[str] = []
+
+    def kill_busy_worker(stage: str) -> None:
+        """SIGKILL the first of this process's Ray workers seen running a task."""
+        def busy() -> bool:
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    if proc.cmdline()[:1] == ["ray::_StageActor.process"]:
+                        proc.send_signal(signal.SIGKILL)
+                        killed.append(stage)
+                        return True
+                except psutil.Error:
+                    continue  # exited meanwhile
+            return False
+
+        wait_for(busy, 120, f"a {stage} task")
+
+    def killer() -> None:
+        kill_busy_worker("detect")
+        wait_for(detections.exists, 120, "detections.parquet")
+        kill_busy_worker("shard")
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    build(str(photos), out, with_overrides(config, {"cluster.num_workers": 2}), progress=False)
+    thread.join()
+    assert killed == ["detect", "shard"]
+    assert tree_digest(out) == tree_digest(tmp_path / "reference")
+    failed = retries(caplog)
+    assert sorted(failed) == ["detect chunk 0", "simulated-000000"]
+    assert all(len(messages) == 1 and "ActorDiedError" in messages[0] for messages in failed.values())

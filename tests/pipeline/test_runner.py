@@ -75,7 +75,10 @@ def test_resources_are_validated() -> None:
 
 
 @pytest.mark.ray
-def test_ray_backend_matches_local_and_uses_separate_workers(tmp_path: Path) -> None:
+def test_ray_backend_matches_local_in_worker_processes(tmp_path: Path) -> None:
+    """Same results as in-process, computed outside the driver. (Dispatch is pull-based, so
+    how many workers share 8 short tasks depends on when each is ready; that two workers run
+    side by side is tested in test_backends.py.)"""
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
@@ -85,7 +88,7 @@ def test_ray_backend_matches_local_and_uses_separate_workers(tmp_path: Path) -> 
     with open_backend("ray", num_workers=2) as ray_backend:
         got = run_tasks(ray_backend, MeanStage(tmp_path, flaky=frozenset({64})), rows, label=str, max_retries=1)
     assert [r[0] for r in got] == [r[0] for r in expected]
-    assert len({pid for _, pid in got}) >= 2 and os.getpid() not in {pid for _, pid in got}
+    assert os.getpid() not in {pid for _, pid in got}
 
 
 class CropProducer:
