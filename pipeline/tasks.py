@@ -47,6 +47,7 @@ def run_tasks(
     progress: bool = False,
     unit: str = "task",
     workers: int | None = None,
+    check: Callable[[], None] | None = None,
 ) -> list[Any]:
     """Run every task (one per batch) on ``backend`` (``workers`` workers, default all,
     never more than there are tasks); results in task order.
@@ -55,6 +56,9 @@ def run_tasks(
     seconds) is retried up to ``max_retries`` more times, after ``backoff_s`` doubling per
     retry up to ``backoff_max_s``. If any task still fails, :class:`TasksFailed` lists each
     with every attempt's error (the successful ones stay committed on disk).
+
+    ``check`` (e.g. ``OutputLock.check``) is called after every outcome; an exception it
+    raises stops the run at once (the backend kills its busy workers) and propagates.
     """
     retry = RetryPolicy(max_retries, backoff_s, backoff_max_s)
     if not tasks:
@@ -66,6 +70,8 @@ def run_tasks(
     with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar:
         batches = ((i, [task]) for i, task in enumerate(tasks))
         for outcome in backend.run(stage, batches, workers=count, retry=retry, task_timeout_s=task_timeout_s):
+            if check is not None:
+                check()
             if outcome.error is None:
                 if len(outcome.results) != 1:
                     raise ValueError(f"stage {stage.name!r} returned {len(outcome.results)} results for one task")

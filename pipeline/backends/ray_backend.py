@@ -34,6 +34,7 @@ import importlib.util
 import logging
 import os
 import re
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ MAX_START_FAILURES = 3
 _POLL_S = 10.0
 #: Bound on fetching a result that Ray already reports as ready.
 _GET_TIMEOUT_S = 120.0
+#: Bound on reaching a cluster's address before handing it to ``ray.init``.
+_CONNECT_TIMEOUT_S = 10.0
 
 
 def code_runtime_env() -> dict[str, Any]:
@@ -85,6 +88,19 @@ def code_runtime_env() -> dict[str, Any]:
             raise WorkersUnavailable(f"cannot ship package {name!r} to Ray workers: it is not importable here")
         paths.append(str(next(iter(spec.submodule_search_locations))))
     return {"py_modules": paths, "excludes": list(CODE_EXCLUDES)}
+
+
+def _unreachable(address: str, timeout_s: float = _CONNECT_TIMEOUT_S) -> str:
+    """Why nothing accepts TCP connections at ``address`` (``host:port`` or
+    ``ray://host:port``), or "" if something does or the address is not of that form."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return ""  # "auto" and the like: Ray resolves them itself
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return ""
+    except OSError as exc:
+        return f"nothing accepts connections at {host}:{port} ({exc})"
 
 
 class _StageActor:
@@ -141,6 +157,9 @@ class RayBackend:
         if not address:
             ray.init(num_cpus=num_workers, **options)
             return
+        problem = _unreachable(address)
+        if problem:  # ray.init would retry for minutes
+            raise WorkersUnavailable(f"cannot join the Ray cluster at {address!r}: {problem}")
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as exc:

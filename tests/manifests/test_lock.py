@@ -21,6 +21,12 @@ from manifests.lock import LockHeld, LockLost, OutputLock
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: The socket functions as they are when this module is collected. The session-scoped
+#: ``no_network`` fixture of tests/detectors/conftest.py replaces them for the rest of the
+#: session once it has run; the S3 server and client here need loopback connections.
+LOOPBACK = {"getaddrinfo": socket.getaddrinfo, "create_connection": socket.create_connection}
+LOOPBACK_CONNECT = socket.socket.connect
+
 #: A build stand-in: takes the lock, says so, then checks it until it is lost.
 HOLDER = """
 import json, sys, time
@@ -76,6 +82,10 @@ def s3() -> Iterator[dict[str, Any]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    patch = pytest.MonkeyPatch()
+    for name, function in LOOPBACK.items():
+        patch.setattr(socket, name, function)
+    patch.setattr(socket.socket, "connect", LOOPBACK_CONNECT)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -86,6 +96,7 @@ def s3() -> Iterator[dict[str, Any]]:
                  aws_secret_access_key="test").create_bucket(Bucket="locks")  # fmt: skip
     yield {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
     server.stop()
+    patch.undo()
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,23 @@ def test_local_backend_retries_after_backoff_and_ends_each_batch_once(tmp_path: 
     assert outcomes[1].error.strip().endswith("RuntimeError: crop 1 failed on purpose")
 
 
+def test_a_failing_check_stops_the_run(tmp_path: Path) -> None:
+    """E.g. ``OutputLock.check`` raising LockLost: no further task starts."""
+    from manifests.lock import LockLost
+
+    seen = []
+
+    def check() -> None:
+        seen.append(len(seen))
+        if len(seen) == 2:
+            raise LockLost("lost the lock on OUT")
+
+    with open_backend("local", num_workers=1) as backend, pytest.raises(LockLost):
+        run_tasks(backend, CropStage(tmp_path / "out", tmp_path, work_s=0), [CropTask(i) for i in range(5)],
+                  label=str, check=check)  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["crop-0000.png", "crop-0001.png"]
+
+
 def test_local_stage_that_cannot_start_fails_every_batch_with_its_setup_error(tmp_path: Path) -> None:
     class NoSetup(CropStage):
         def setup(self) -> None:
@@ -112,6 +130,22 @@ def test_task_failure_message_names_task_attempts_and_errors(tmp_path: Path) -> 
         "    attempt 2: RuntimeError: crop 3 cannot be made\n"
         "    attempt 3: RuntimeError: crop 3 cannot be made"
     )
+
+
+#: As at collection: tests/detectors/conftest.py's session-wide ``no_network`` fixture
+#: replaces it later in a full run; the test below needs a loopback connection attempt.
+CREATE_CONNECTION = socket.create_connection
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.backends import WorkersUnavailable
+
+    monkeypatch.setattr(socket, "create_connection", CREATE_CONNECTION)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free, and nothing listens on it
+    with pytest.raises(WorkersUnavailable, match=f"cannot join the Ray cluster at 'ray://127.0.0.1:{port}': nothing accepts"):
+        open_backend("ray", num_workers=1, address=f"ray://127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")

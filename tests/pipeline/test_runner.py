@@ -55,14 +55,15 @@ class MeanStage:
 def test_results_come_back_in_task_order_after_retries(tmp_path: Path) -> None:
     rows = [5, 100, 300, 7]
     with open_backend("local", num_workers=1) as backend:
-        results = run_tasks(backend, MeanStage(tmp_path, flaky=frozenset({100})), rows, label=str, max_retries=1)
+        results = run_tasks(backend, MeanStage(tmp_path, flaky=frozenset({100})), rows, label=str, max_retries=1, backoff_s=0)
     image = load_image(ASTRONAUT)
     assert [r[0] for r in results] == [float(image[r].mean()) for r in rows]
 
 
 def test_tasks_failing_after_retries_are_listed(tmp_path: Path) -> None:
     with open_backend("local", num_workers=1) as backend, pytest.raises(TasksFailed) as info:
-        run_tasks(backend, MeanStage(tmp_path, broken=frozenset({7})), [5, 7], label=lambda r: f"row {r}", max_retries=2)
+        run_tasks(backend, MeanStage(tmp_path, broken=frozenset({7})), [5, 7], label=lambda r: f"row {r}", max_retries=2,
+                  backoff_s=0)  # fmt: skip
     assert list(info.value.failures) == ["row 7"]
     assert "row 7 failed" in str(info.value)
 
@@ -86,7 +87,8 @@ def test_ray_backend_matches_local_in_worker_processes(tmp_path: Path) -> None:
     with open_backend("local", num_workers=1) as local:
         expected = run_tasks(local, MeanStage(tmp_path), rows, label=str)
     with open_backend("ray", num_workers=2) as ray_backend:
-        got = run_tasks(ray_backend, MeanStage(tmp_path, flaky=frozenset({64})), rows, label=str, max_retries=1)
+        got = run_tasks(ray_backend, MeanStage(tmp_path, flaky=frozenset({64})), rows, label=str, max_retries=1,
+                        backoff_s=0)  # fmt: skip
     assert [r[0] for r in got] == [r[0] for r in expected]
     assert os.getpid() not in {pid for _, pid in got}
 
