@@ -7,6 +7,7 @@ retry, or a rerun after a crash, only does what is missing.
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from typing import Any, Callable, Sequence, TypeVar
 
 from pipeline.backends import Backend, RetryPolicy
@@ -26,10 +27,10 @@ class TasksFailed(RuntimeError):
     label -> one ``Type: message`` line per attempt, in order.
     """
 
-    def __init__(self, stage: str, failures: dict[str, str], attempts: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, stage: str, failures: dict[str, str], attempts: dict[str, list[str]]) -> None:
         self.stage = stage
         self.failures = failures
-        self.attempts = attempts or {label: [last_line(error)] for label, error in failures.items()}
+        self.attempts = attempts
         listing = "\n".join(_explain(label, self.attempts[label]) for label in failures)
         super().__init__(f"stage {stage!r}: {len(failures)} task(s) failed after retries:\n{listing}")
 
@@ -67,9 +68,10 @@ def run_tasks(
     results: list[Any] = [None] * len(tasks)
     history: dict[int, list[str]] = {}
     failures: dict[int, str] = {}
-    with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar:
-        batches = ((i, [task]) for i, task in enumerate(tasks))
-        for outcome in backend.run(stage, batches, workers=count, retry=retry, task_timeout_s=task_timeout_s):
+    batches = ((i, [task]) for i, task in enumerate(tasks))
+    outcomes = backend.run(stage, batches, workers=count, retry=retry, task_timeout_s=task_timeout_s)
+    with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar, closing(outcomes):
+        for outcome in outcomes:
             if check is not None:
                 check()
             if outcome.error is None:

@@ -9,7 +9,7 @@ tried again carries ``retry_in_s``; every batch ends with exactly one final outc
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Generator, Iterable, Protocol
 
 from pipeline.backends.retry import BatchOutcome, RetryPolicy
 from pipeline.stage import Stage
@@ -34,7 +34,7 @@ class Backend(Protocol):
         workers: int | None = None,
         retry: RetryPolicy = RetryPolicy(),
         task_timeout_s: float | None = None,
-    ) -> Iterator[BatchOutcome]:
+    ) -> Generator[BatchOutcome, None, None]:
         """Process ``(index, items)`` batches with ``stage`` on ``workers`` workers (default
         ``num_workers``); yield an outcome per attempt as it finishes.
 

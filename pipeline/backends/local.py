@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import traceback
-from typing import Any, Iterable, Iterator
+from typing import Any, Generator, Iterable
 
 from pipeline.backends.retry import BatchOutcome, RetryPolicy, RetryQueue, last_line
 from pipeline.stage import Stage
@@ -34,7 +34,7 @@ class LocalBackend:
         workers: int | None = None,
         retry: RetryPolicy = RetryPolicy(),
         task_timeout_s: float | None = None,
-    ) -> Iterator[BatchOutcome]:
+    ) -> Generator[BatchOutcome, None, None]:
         if workers not in (None, 1):
             raise ValueError(f"the local backend runs exactly 1 worker, asked for {workers}")
         queue = RetryQueue(batches, retry)

@@ -38,7 +38,7 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Generator, Iterable, Iterator
 
 import ray
 from ray.exceptions import (
@@ -173,7 +173,7 @@ class RayBackend:
         workers: int | None = None,
         retry: RetryPolicy = RetryPolicy(),
         task_timeout_s: float | None = None,
-    ) -> Iterator[BatchOutcome]:
+    ) -> Generator[BatchOutcome, None, None]:
         count = self.num_workers if workers is None else workers
         if count < 1:
             raise ValueError(f"workers must be >= 1, got {count}")

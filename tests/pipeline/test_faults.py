@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -104,12 +103,13 @@ def test_killed_driver_leaves_no_workers_and_a_rerun_finishes_the_same_bytes(ref
     out, scratch = tmp_path / "out", tmp_path / "scratch"
     command = [sys.executable, "-m", "fault_stage", str(out), str(scratch), str(TASKS), "2"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "pipeline")])}
-    driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_for(lambda: len(list(out.glob("*.png"))) >= 6 or driver.poll() is not None, 120, "six crops")
-    assert driver.poll() is None, driver.stdout.read()
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
-    driver.stdout.close()
+    log = tmp_path / "driver.log"
+    with open(log, "w") as sink:
+        driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        wait_for(lambda: len(list(out.glob("*.png"))) >= 6 or driver.poll() is not None, 120, "six crops")
+        assert driver.poll() is None, log.read_text()
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
     done = len(list(out.glob("*.png")))
     assert 6 <= done < TASKS and (out / "_lock" / "owner.json").exists()
     # Ray's reaper takes the killed driver's workers down: nothing keeps writing into OUT.
