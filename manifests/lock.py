@@ -139,10 +139,6 @@ class OutputLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._thread is not None and self._lost is None
-
     def acquire(self) -> "OutputLock":
         """Take the lock, taking over a stale one; :class:`LockHeld` if a live build has it."""
         if self._thread is not None:

@@ -152,27 +152,52 @@ def test_heartbeat_keeps_a_live_lock_and_a_silent_one_is_taken_over_and_lost(roo
         contender.check()
 
 
-def test_exactly_one_of_simultaneous_contenders_wins(root) -> None:
-    url, options = root
-    locks = [OutputLock(url, stale_after_s=60, storage_options=options, settle_s=0.5) for _ in range(4)]
-    outcomes: dict[int, str] = {}
+def contend(locks: list[OutputLock]) -> list[int]:
+    """Acquire all ``locks`` at once from threads; the indices that got the lock."""
+    winners: list[int] = []
     barrier = threading.Barrier(len(locks))
 
-    def contend(n: int) -> None:
+    def take(n: int) -> None:
         barrier.wait()
         try:
             locks[n].acquire()
-            outcomes[n] = "held"
-        except LockHeld as exc:
-            outcomes[n] = str(exc)
+        except LockHeld:
+            return
+        winners.append(n)
 
-    threads = [threading.Thread(target=contend, args=(n,)) for n in range(len(locks))]
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(len(locks))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    winners = [n for n, outcome in outcomes.items() if outcome == "held"]
-    assert len(winners) == 1, outcomes
+    return winners
+
+
+def test_exactly_one_of_simultaneous_contenders_wins(root) -> None:
+    url, options = root
+    locks = [OutputLock(url, stale_after_s=60, storage_options=options, settle_s=0.5) for _ in range(4)]
+    winners = contend(locks)
+    assert len(winners) == 1, winners
+    assert locks[winners[0]].read_holder().token == locks[winners[0]].token
+    locks[winners[0]].release()
+
+
+def test_read_back_leaves_one_owner_when_creates_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store without conditional puts, in the worst case: every contender found the root
+    unlocked before any of them wrote. Only the read-back after ``settle_s`` decides."""
+    from manifests.lock import _FsspecStore
+
+    all_checked = threading.Barrier(4)
+
+    def racing_create(store: _FsspecStore, name: str, data: bytes) -> bool:
+        all_checked.wait()
+        store.write(name, data)
+        return True
+
+    monkeypatch.setattr(_FsspecStore, "create", racing_create)
+    locks = [OutputLock("memory://locks/race", stale_after_s=60, settle_s=0.5) for _ in range(4)]
+    winners = contend(locks)
+    assert len(winners) == 1, winners
     assert locks[winners[0]].read_holder().token == locks[winners[0]].token
     locks[winners[0]].release()
 
