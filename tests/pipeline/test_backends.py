@@ -133,14 +133,17 @@ def test_task_failure_message_names_task_attempts_and_errors(tmp_path: Path) -> 
 
 
 #: As at collection: tests/detectors/conftest.py's session-wide ``no_network`` fixture
-#: replaces it later in a full run; the test below needs a loopback connection attempt.
-CREATE_CONNECTION = socket.create_connection
+#: replaces them later in a full run; the test below needs a loopback connection attempt.
+LOOPBACK = {"getaddrinfo": socket.getaddrinfo, "create_connection": socket.create_connection}
+LOOPBACK_CONNECT = socket.socket.connect
 
 
 def test_an_address_where_nothing_listens_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.backends import WorkersUnavailable
 
-    monkeypatch.setattr(socket, "create_connection", CREATE_CONNECTION)
+    for name, function in LOOPBACK.items():
+        monkeypatch.setattr(socket, name, function)
+    monkeypatch.setattr(socket.socket, "connect", LOOPBACK_CONNECT)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # free, and nothing listens on it
