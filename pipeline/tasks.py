@@ -1,27 +1,37 @@
 """Run small picklable tasks on a backend, collect their results, retry failures.
 
 Stages make tasks idempotent: a task whose output is committed returns at once, so a
-rerun after a crash only does what is missing.
+retry, or a rerun after a crash, only does what is missing.
 """
 
 from __future__ import annotations
 
+import logging
+from contextlib import closing
 from typing import Any, Callable, Sequence, TypeVar
 
-from pipeline.backends import Backend
+from pipeline.backends import Backend, RetryPolicy
+from pipeline.backends.retry import last_line
 from pipeline.progress import bar
 from pipeline.stage import Stage
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class TasksFailed(RuntimeError):
-    """Some tasks still failed after their retries; ``failures`` maps task label -> error."""
+    """Some tasks still failed after their retries.
 
-    def __init__(self, stage: str, failures: dict[str, str]) -> None:
+    ``failures`` maps task label -> the last attempt's error text; ``attempts`` maps task
+    label -> one ``Type: message`` line per attempt, in order.
+    """
+
+    def __init__(self, stage: str, failures: dict[str, str], attempts: dict[str, list[str]]) -> None:
         self.stage = stage
         self.failures = failures
-        listing = "\n".join(f"  {label}: {error.strip().splitlines()[-1]}" for label, error in failures.items())
+        self.attempts = attempts
+        listing = "\n".join(_explain(label, self.attempts[label]) for label in failures)
         super().__init__(f"stage {stage!r}: {len(failures)} task(s) failed after retries:\n{listing}")
 
 
@@ -32,34 +42,65 @@ def run_tasks(
     *,
     label: Callable[[T], str],
     max_retries: int = 2,
+    backoff_s: float = 1.0,
+    backoff_max_s: float = 60.0,
+    task_timeout_s: float | None = None,
     progress: bool = False,
     unit: str = "task",
     workers: int | None = None,
+    check: Callable[[], None] | None = None,
 ) -> list[Any]:
-    """Run every task (one per batch) on ``backend`` (``workers`` workers, default all);
-    results in task order.
+    """Run every task (one per batch) on ``backend`` (``workers`` workers, default all,
+    never more than there are tasks); results in task order.
 
-    Failed tasks are resubmitted up to ``max_retries`` more times; if any still fail,
-    :class:`TasksFailed` lists them (the successful ones stay committed on disk).
+    A failed attempt (the stage raised, its worker died or ran past ``task_timeout_s``
+    seconds) is retried up to ``max_retries`` more times, after ``backoff_s`` doubling per
+    retry up to ``backoff_max_s``. If any task still fails, :class:`TasksFailed` lists each
+    with every attempt's error (the successful ones stay committed on disk).
+
+    ``check`` (e.g. ``OutputLock.check``) is called after every outcome; an exception it
+    raises stops the run at once (the backend kills its busy workers) and propagates.
     """
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    retry = RetryPolicy(max_retries, backoff_s, backoff_max_s)
+    if not tasks:
+        return []
+    count = min(workers or backend.num_workers, len(tasks))
     results: list[Any] = [None] * len(tasks)
-    pending = list(range(len(tasks)))
-    errors: dict[int, str] = {}
-    with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar:
-        for _attempt in range(max_retries + 1):
-            if not pending:
-                break
-            errors = {}
-            batches = ((i, [tasks[i]]) for i in pending)
-            for outcome in backend.run(stage, batches, workers=workers):
-                if outcome.error is not None:
-                    errors[outcome.index] = outcome.error
-                    continue
+    history: dict[int, list[str]] = {}
+    failures: dict[int, str] = {}
+    batches = ((i, [task]) for i, task in enumerate(tasks))
+    outcomes = backend.run(stage, batches, workers=count, retry=retry, task_timeout_s=task_timeout_s)
+    with bar(stage.name, len(tasks), enabled=progress, unit=unit) as progress_bar, closing(outcomes):
+        for outcome in outcomes:
+            if check is not None:
+                check()
+            if outcome.error is None:
+                if len(outcome.results) != 1:
+                    raise ValueError(f"stage {stage.name!r} returned {len(outcome.results)} results for one task")
                 (results[outcome.index],) = outcome.results
                 progress_bar.update(1)
-            pending = sorted(errors)
-    if pending:
-        raise TasksFailed(stage.name, {label(tasks[i]): errors[i] for i in pending})
+                continue
+            history.setdefault(outcome.index, []).append(last_line(outcome.error))
+            if outcome.final:
+                failures[outcome.index] = outcome.error
+            else:
+                log.warning(
+                    "stage %r: %s, attempt %d failed on %s: %s; retrying in %.1f s",
+                    stage.name, label(tasks[outcome.index]), outcome.attempt, outcome.worker,
+                    last_line(outcome.error), outcome.retry_in_s,
+                )  # fmt: skip
+    if failures:
+        order = sorted(failures)
+        raise TasksFailed(
+            stage.name,
+            {label(tasks[i]): failures[i] for i in order},
+            {label(tasks[i]): history[i] for i in order},
+        )
     return results
+
+
+def _explain(label: str, attempts: list[str]) -> str:
+    if len(attempts) == 1:
+        return f"  {label}: {attempts[0]}"
+    lines = "\n".join(f"    attempt {n}: {error}" for n, error in enumerate(attempts, 1))
+    return f"  {label}: failed {len(attempts)} attempts:\n{lines}"

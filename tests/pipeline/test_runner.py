@@ -48,14 +48,15 @@ class MeanStage:
 def test_results_come_back_in_task_order_after_retries(tmp_path: Path) -> None:
     rows = [5, 100, 300, 7]
     with open_backend("local", num_workers=1) as backend:
-        results = run_tasks(backend, MeanStage(tmp_path, flaky=frozenset({100})), rows, label=str, max_retries=1)
+        results = run_tasks(backend, MeanStage(tmp_path, flaky=frozenset({100})), rows, label=str, max_retries=1, backoff_s=0)
     image = load_image(ASTRONAUT)
     assert [r[0] for r in results] == [float(image[r].mean()) for r in rows]
 
 
 def test_tasks_failing_after_retries_are_listed(tmp_path: Path) -> None:
     with open_backend("local", num_workers=1) as backend, pytest.raises(TasksFailed) as info:
-        run_tasks(backend, MeanStage(tmp_path, broken=frozenset({7})), [5, 7], label=lambda r: f"row {r}", max_retries=2)
+        run_tasks(backend, MeanStage(tmp_path, broken=frozenset({7})), [5, 7], label=lambda r: f"row {r}", max_retries=2,
+                  backoff_s=0)  # fmt: skip
     assert list(info.value.failures) == ["row 7"]
     assert "row 7 failed" in str(info.value)
 
@@ -68,7 +69,10 @@ def test_resources_are_validated() -> None:
 
 
 @pytest.mark.ray
-def test_ray_backend_matches_local_and_uses_separate_workers(tmp_path: Path) -> None:
+def test_ray_backend_matches_local_in_worker_processes(tmp_path: Path) -> None:
+    """Same results as in-process, computed outside the driver. (Dispatch is pull-based, so
+    how many workers share 8 short tasks depends on when each is ready; that two workers run
+    side by side is tested in test_backends.py.)"""
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
@@ -76,6 +80,7 @@ def test_ray_backend_matches_local_and_uses_separate_workers(tmp_path: Path) -> 
     with open_backend("local", num_workers=1) as local:
         expected = run_tasks(local, MeanStage(tmp_path), rows, label=str)
     with open_backend("ray", num_workers=2) as ray_backend:
-        got = run_tasks(ray_backend, MeanStage(tmp_path, flaky=frozenset({64})), rows, label=str, max_retries=1)
+        got = run_tasks(ray_backend, MeanStage(tmp_path, flaky=frozenset({64})), rows, label=str, max_retries=1,
+                        backoff_s=0)  # fmt: skip
     assert [r[0] for r in got] == [r[0] for r in expected]
-    assert len({pid for _, pid in got}) >= 2 and os.getpid() not in {pid for _, pid in got}
+    assert os.getpid() not in {pid for _, pid in got}
