@@ -15,7 +15,10 @@ only).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +44,7 @@ from manifests.schema import (
     shard_name,
     sources_part_path,
 )
+from manifests.lock import OutputLock
 from manifests.storage import Store
 from pipeline.backends import Backend, open_backend
 from pipeline.config import ClusterConfig, MirrorsetConfig, config_from_dataset_dict
@@ -127,7 +131,15 @@ def build(
     """
     subsets = [check_subset(s) for s in subsets]
     store = Store(out)
-    store.sweep_partials()
+    with _lock(store, config.cluster) as lock:
+        return _build(store, lock, source, config, subsets, stage, replace, allow_version_change, retry_rejects, progress)
+
+
+def _build(
+    store: Store, lock: OutputLock, source: str | None, config: MirrorsetConfig, subsets: list[str], stage: Stage,
+    replace: bool, allow_version_change: bool, retry_rejects: bool, progress: bool,
+) -> BuildReport:
+    store.sweep_partials()  # only this build writes here now: what a killed attempt left is garbage
     recorded = store.read_json(CONFIG_FILE) or {}
     source = _source(source, recorded, store)
     steps = ("ingest", "detect", "shards") if stage == "all" else (stage,)
@@ -145,21 +157,22 @@ def build(
     recorded = _check_groups(store, recorded, source, groups, steps, subsets, replace)
     recorded["stack"] = current
     with _backend(config.cluster) as backend:
+        tasks = functools.partial(_run_tasks, backend, config.cluster, lock.check, progress)
         if listing is not None:
-            _ingest(backend, store, listing, config, progress)
+            _ingest(tasks, store, listing, config)
             _record(store, recorded, source, groups, ["ingest"])
         accepted, total = _accepted_sources(store)
         if "detect" in steps:
             if retry_rejects:
                 _forget_retryable_detections(store)
-            _detect(backend, store, accepted, config, progress)
+            _detect(tasks, store, accepted, config)
             _record(store, recorded, source, groups, ["detect"])
         reports = []
         if "shards" in steps:
             for subset in subsets:
                 if retry_rejects:
                     _forget_retryable_shards(store, subset)
-                reports.append(_build_subset(backend, store, subset, accepted, config, progress))
+                reports.append(_build_subset(tasks, store, subset, accepted, config))
                 _record(store, recorded, source, groups, [subset])
     detected = len(committed_ids(store)[0])
     report = BuildReport(store.url, total, len(accepted), detected, tuple(reports))
@@ -179,6 +192,13 @@ def regenerate(
     and the recorded config; the result is byte-identical to the original."""
     store = Store(out)
     config = recorded_config(store, subset, cluster)
+    with _lock(store, config.cluster) as lock:
+        return _regenerate(store, lock, config, subset, shards, progress)
+
+
+def _regenerate(
+    store: Store, lock: OutputLock, config: MirrorsetConfig, subset: str, shards: Sequence[int] | None, progress: bool
+) -> list[ShardSummary]:
     tasks, _, _ = load_plan(store, check_subset(subset))
     if shards is not None:
         known = {t.index for t in tasks}
@@ -191,7 +211,8 @@ def regenerate(
     for task in tasks:
         store.delete(marker_path(task.subset, task.index))
     with _backend(config.cluster) as backend:
-        summaries = _run_shards(backend, store, subset, tasks, config, progress)
+        summaries = _run_shards(functools.partial(_run_tasks, backend, config.cluster, lock.check, progress),
+                                store, subset, tasks, config)  # fmt: skip
     write_shard_index(store, subset)
     return summaries
 
@@ -297,10 +318,32 @@ def _record(store: Store, recorded: dict[str, Any], source: str, groups: dict[st
 
 
 def _backend(cluster: ClusterConfig) -> Backend:
-    return open_backend(cluster.resolved_backend(), num_workers=cluster.num_workers, address=cluster.address)
+    return open_backend(cluster.resolved_backend(), num_workers=cluster.num_workers, address=cluster.address,
+                        worker_start_timeout_s=cluster.worker_start_timeout_s)  # fmt: skip
 
 
-def _ingest(backend: Backend, store: Store, listing: SourceList, config: MirrorsetConfig, progress: bool) -> None:
+@contextmanager
+def _lock(store: Store, cluster: ClusterConfig) -> Iterator[OutputLock]:
+    """Hold the root's build lock (one build per root); say so when a dead build's is taken over."""
+    with OutputLock(store.url, stale_after_s=cluster.lock_stale_after_s, heartbeat_s=cluster.lock_heartbeat_s,
+                    storage_options=store.storage_options) as lock:  # fmt: skip
+        if lock.took_over:
+            logging.getLogger(__name__).warning("%s: took over the lock: %s", store.url, lock.took_over)
+        yield lock
+
+
+def _run_tasks(backend: Backend, cluster: ClusterConfig, check: Callable[[], None], progress: bool,
+               stage: Any, tasks: Sequence[Any], *, label: Callable[[Any], str], unit: str,
+               workers: int | None = None) -> list[Any]:  # fmt: skip
+    """run_tasks with the cluster's retry and timeout settings and the lock's check."""
+    return run_tasks(
+        backend, stage, tasks, label=label, unit=unit, workers=workers, progress=progress, check=check,
+        max_retries=cluster.max_retries, backoff_s=cluster.retry_backoff_s, backoff_max_s=cluster.retry_backoff_max_s,
+        task_timeout_s=cluster.task_timeout_s,
+    )  # fmt: skip
+
+
+def _ingest(tasks: Callable[..., list[Any]], store: Store, listing: SourceList, config: MirrorsetConfig) -> None:
     """Inspect every path not yet inspected, then write the sources table and ingest rejects."""
     paths = list(listing.paths[: config.limit] if config.limit else listing.paths)
     seen: dict[str, dict[str, Any]] = {}
@@ -311,10 +354,7 @@ def _ingest(backend: Backend, store: Store, listing: SourceList, config: Mirrors
     first = max((int(rel.rsplit("-", 1)[-1].removesuffix(".parquet")) for rel in parts), default=-1) + 1
     chunks = chunk_paths(paths, set(seen), config.ingest.chunk_size, first, listing.root)
     stage = IngestStage(store, config.ingest.limits, Resources(cpus=config.cluster.num_cpus_per_worker))
-    written = run_tasks(
-        backend, stage, chunks, label=lambda c: f"ingest chunk {c.index}",
-        max_retries=config.cluster.max_retries, progress=progress, unit="chunk",
-    )  # fmt: skip
+    written = tasks(stage, chunks, label=lambda c: f"ingest chunk {c.index}", unit="chunk")
     for item in written:
         for row in store.read_table(item.path).to_pylist():
             seen[row["path"]] = row
@@ -334,7 +374,7 @@ def _accepted_sources(store: Store) -> tuple[list[tuple[str, str]], int]:
     return [(r["source_id"], r["path"]) for r in rows if r["status"] == "accepted"], len(rows)
 
 
-def _detect(backend: Backend, store: Store, accepted: list[tuple[str, str]], config: MirrorsetConfig, progress: bool) -> None:
+def _detect(tasks: Callable[..., list[Any]], store: Store, accepted: list[tuple[str, str]], config: MirrorsetConfig) -> None:
     """Detect every accepted photo no committed part holds (no worker loads a model when none)."""
     located, failed, first = committed_ids(store)
     chunks = plan_chunks(accepted, set(located) | failed, config.cluster.detect_chunk_size, first)
@@ -342,11 +382,7 @@ def _detect(backend: Backend, store: Store, accepted: list[tuple[str, str]], con
         store, config.detector, config.gates, config.ingest.limits, config.cluster.photo_timeout_s,
         Resources(cpus=config.cluster.num_cpus_per_worker),
     )  # fmt: skip
-    run_tasks(
-        backend, stage, chunks, label=lambda c: f"detect chunk {c.index}",
-        max_retries=config.cluster.max_retries, progress=progress, unit="chunk",
-        workers=config.cluster.detect_actors or None,
-    )  # fmt: skip
+    tasks(stage, chunks, label=lambda c: f"detect chunk {c.index}", unit="chunk", workers=config.cluster.detect_actors or None)
 
 
 def _forget_retryable_detections(store: Store) -> None:
@@ -374,14 +410,14 @@ def _forget_retryable_shards(store: Store, subset: str) -> None:
 
 
 def _build_subset(
-    backend: Backend, store: Store, subset: str, accepted: list[tuple[str, str]], config: MirrorsetConfig, progress: bool
+    tasks: Callable[..., list[Any]], store: Store, subset: str, accepted: list[tuple[str, str]], config: MirrorsetConfig
 ) -> SubsetReport:
     recipe = recipe_for(subset, config)
     per_shard = samples_per_shard(config.output.shard_target_bytes, config.output.bytes_per_pixel, recipe.nominal_pixels)
-    tasks = plan_generation(
+    shard_tasks = plan_generation(
         store, recipe, dict(accepted), samples_per_shard=per_shard, edits_per_run=config.output.edits_per_run
     )
-    summaries = _run_shards(backend, store, subset, tasks, config, progress)
+    summaries = _run_shards(tasks, store, subset, shard_tasks, config)
     write_shard_index(store, subset)
     return SubsetReport(
         subset, len(summaries), sum(s.skipped for s in summaries), sum(s.pairs for s in summaries),
@@ -390,13 +426,10 @@ def _build_subset(
 
 
 def _run_shards(
-    backend: Backend, store: Store, subset: str, tasks: list[ShardTask], config: MirrorsetConfig, progress: bool
+    tasks: Callable[..., list[Any]], store: Store, subset: str, shard_tasks: list[ShardTask], config: MirrorsetConfig
 ) -> list[ShardSummary]:
     stage = ShardStage(store, config, subset, Resources(cpus=config.cluster.num_cpus_per_worker))
-    return run_tasks(
-        backend, stage, tasks, label=lambda t: shard_name(t.subset, t.index),
-        max_retries=config.cluster.max_retries, progress=progress, unit="shard",
-    )  # fmt: skip
+    return tasks(stage, shard_tasks, label=lambda t: shard_name(t.subset, t.index), unit="shard")
 
 
 def _write_dataset_json(store: Store, report: BuildReport, recorded: dict[str, Any]) -> None:

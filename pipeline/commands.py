@@ -97,6 +97,8 @@ def _parse_settings(settings: list[str]) -> dict[str, object]:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from manifests.lock import LockHeld, LockLost
+    from pipeline.backends import WorkersUnavailable
     from pipeline.build import ConfigMismatch, build
     from pipeline.config import load_config, with_overrides
     from pipeline.tasks import TasksFailed
@@ -111,10 +113,10 @@ def _build(args: argparse.Namespace) -> int:
         report = build(args.source, args.out, config, subsets=subsets, stage=args.stage, replace=args.replace,
                        allow_version_change=args.allow_version_change, retry_rejects=args.retry_rejects,
                        progress=not args.quiet)  # fmt: skip
-    except (ConfigMismatch, FileNotFoundError, ValueError) as exc:
+    except (ConfigMismatch, FileNotFoundError, ValueError, LockHeld) as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)
         return 2
-    except TasksFailed as exc:
+    except (TasksFailed, WorkersUnavailable, LockLost) as exc:
         print(f"mirrorset build: {exc}", file=sys.stderr)
         return 1
     lines = [f"{report.sources} source paths, {report.accepted} accepted, {report.detected} detected"]
@@ -138,7 +140,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _regenerate(args: argparse.Namespace) -> int:
+    from manifests.lock import LockHeld, LockLost
     from manifests.schema import parse_shard_name
+    from pipeline.backends import WorkersUnavailable
     from pipeline.build import regenerate
     from pipeline.config import ClusterConfig
     from pipeline.tasks import TasksFailed
@@ -153,10 +157,10 @@ def _regenerate(args: argparse.Namespace) -> int:
     try:
         summaries = regenerate(args.out, args.subset, shards, progress=not args.quiet,
                                cluster=ClusterConfig(num_workers=workers, address=args.address))  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, LockHeld) as exc:
         print(f"mirrorset regenerate: {exc}", file=sys.stderr)
         return 2
-    except TasksFailed as exc:
+    except (TasksFailed, WorkersUnavailable, LockLost) as exc:
         print(f"mirrorset regenerate: {exc}", file=sys.stderr)
         return 1
     print(f"regenerated {len(summaries)} shard(s), {sum(s.pairs for s in summaries)} pairs in {args.out}")

@@ -296,9 +296,13 @@ class ClusterConfig:
     ``backend``: "auto" runs in-process when ``num_workers`` is 1 and no address is set,
     on Ray otherwise. ``address``: a Ray cluster to join (else ``RAY_ADDRESS``, else a
     private local Ray). ``detect_actors``: detector actors (0 = ``num_workers``).
-    ``task_timeout_s``: a task running longer is presumed hung and re-run elsewhere.
-    ``photo_timeout_s``: one photo's detection, or one edit's synthesis, running longer
-    becomes a ``timeout`` reject (0 = no limit).
+    ``task_timeout_s``: a task attempt running longer is presumed hung: its worker is killed
+    and the task re-run elsewhere (Ray only). A failed attempt is retried ``max_retries`` times,
+    after ``retry_backoff_s`` doubling up to ``retry_backoff_max_s``. ``worker_start_timeout_s``:
+    time for a worker's scheduling, code upload and setup. ``photo_timeout_s``: one photo's
+    detection, or one edit's synthesis, running longer becomes a ``timeout`` reject (0 = no
+    limit). ``lock_stale_after_s`` / ``lock_heartbeat_s``: a build holds the root's lock
+    (``manifests.lock``) and refreshes it this often; one silent for longer is presumed dead.
     """
 
     backend: Literal["auto", "local", "ray"] = "auto"
@@ -308,8 +312,13 @@ class ClusterConfig:
     detect_actors: int = 0
     detect_chunk_size: int = 8
     max_retries: int = 2
-    task_timeout_s: float = 3600.0
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 60.0
+    task_timeout_s: float = 1800.0
+    worker_start_timeout_s: float = 600.0
     photo_timeout_s: float = 300.0
+    lock_stale_after_s: float = 120.0
+    lock_heartbeat_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.num_workers < 1:
@@ -321,8 +330,15 @@ class ClusterConfig:
                 "need detect_actors >= 0, detect_chunk_size >= 1 and max_retries >= 0, got "
                 f"{self.detect_actors}, {self.detect_chunk_size}, {self.max_retries}"
             )
-        if not self.task_timeout_s > 0 or self.photo_timeout_s < 0:
-            raise ValueError(f"need task_timeout_s > 0 and photo_timeout_s >= 0, got {self.task_timeout_s}, {self.photo_timeout_s}")
+        if not self.task_timeout_s > 0 or not self.worker_start_timeout_s > 0 or self.photo_timeout_s < 0:
+            raise ValueError(
+                "need task_timeout_s > 0, worker_start_timeout_s > 0 and photo_timeout_s >= 0, got "
+                f"{self.task_timeout_s}, {self.worker_start_timeout_s}, {self.photo_timeout_s}"
+            )
+        if self.retry_backoff_s < 0 or self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError(f"need 0 <= retry_backoff_s <= retry_backoff_max_s, got {self.retry_backoff_s}, {self.retry_backoff_max_s}")
+        if not 0 < 2 * self.lock_heartbeat_s <= self.lock_stale_after_s:
+            raise ValueError(f"need 0 < 2 * lock_heartbeat_s <= lock_stale_after_s, got {self.lock_heartbeat_s}, {self.lock_stale_after_s}")
         if self.backend == "local" and (self.num_workers != 1 or self.address):
             raise ValueError("backend 'local' runs one in-process worker and takes no address")
 

@@ -155,7 +155,7 @@ class RayBackend:
             runtime_env=code_runtime_env() if ship else None,
         )
         if not address:
-            ray.init(num_cpus=num_workers, **options)
+            ray.init(address="local", num_cpus=num_workers, **options)  # never join a head that ray start left running
             return
         problem = _unreachable(address)
         if problem:  # ray.init would retry for minutes

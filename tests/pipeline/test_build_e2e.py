@@ -47,11 +47,11 @@ cluster:
 
 
 def tree_digest(out: Path) -> dict[str, str]:
-    """sha256 of every file under ``out`` by relative path (verify reports and temp files excluded)."""
+    """sha256 of every file under ``out`` by relative path (verify reports and the build lock excluded)."""
     return {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != "verify.json"
+        if p.is_file() and p.name != "verify.json" and "_lock" not in p.relative_to(out).parts
     }
 
 
