@@ -22,7 +22,9 @@ Measured on the same pairs at the same sizes, one thread per process:
   decode the photo for every pair, one warpAffine, two JPEG encodes.
 
 ``scaling_2_vs_1`` = pairs/s with 2 workers / with 1; ``peak_rss_mb_per_worker`` is the largest
-ru_maxrss a shard worker reported. ``--memory`` instead builds the professional subset of ONE
+ru_maxrss a shard worker reported. ``qa_cost`` = 1 - (pairs/s with QA) / (pairs/s with
+``qa.enabled: false``), both on 1 worker. ``detect_share`` = one photo's detection (decode and
+detect, models loaded) / one photo's share of the 1-worker shard time. ``--memory`` instead builds the professional subset of ONE
 upscaled ~8K photo (bus.jpg x7, 5670 x 7560) twice in fresh processes, with 500 and 5000
 pairs, and reports each process's peak RSS, then times that photo's 5000-pair build with 1
 and 2 workers. The last line printed is one JSON object.
@@ -129,6 +131,9 @@ def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any
         raise RuntimeError(f"1 and 2 workers built {pairs} and {runs[2]['pairs']} pairs")
     floor_s, old_floor_s = _floor_seconds(prepared, subset)
     per_s_1 = pairs / runs[1]["seconds"]
+    without_qa = _timed_shards(prepared, subset, replace(config, qa=replace(config.qa, enabled=False),
+                                                          cluster=ClusterConfig(backend="ray", num_workers=1)))  # fmt: skip
+    detect_s = _detect_seconds_per_photo(photos, config)
     return {
         "subset": subset,
         "sources": len(photos),
@@ -143,7 +148,27 @@ def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any
         "peak_rss_mb_per_worker": max(runs[1]["peak_rss_mb"], runs[2]["peak_rss_mb"]),
         "startup_s_1": runs[1]["startup_s"],
         "startup_s_2": runs[2]["startup_s"],
+        "pairs_per_s_per_core_without_qa": without_qa["pairs"] / without_qa["seconds"],
+        "qa_cost": 1.0 - per_s_1 / (without_qa["pairs"] / without_qa["seconds"]),
+        "detect_s_per_photo": detect_s,
+        "synthesis_s_per_photo": runs[1]["seconds"] / len(photos),
+        "detect_share": detect_s / (runs[1]["seconds"] / len(photos)),
     }
+
+
+def _detect_seconds_per_photo(photos: list[Path], config: Any) -> float:
+    """Mean seconds of one photo's detection (decode included, model loading not), one thread."""
+    from detectors.runtime import load_portrait_detector
+    from pipeline.imageio import load_image
+
+    detector = load_portrait_detector(config.detector, config.gates)
+    try:
+        start = time.perf_counter()
+        for path in photos:
+            detector.detect(load_image(path))
+        return (time.perf_counter() - start) / len(photos)
+    finally:
+        detector.close()
 
 
 class _MeasuredShardStage:

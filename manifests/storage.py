@@ -89,7 +89,8 @@ class Store:
     here, so workers started elsewhere see the same folder.
     """
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, url: str | os.PathLike[str], **storage_options: Any) -> None:
+        url = os.fspath(url) if isinstance(url, os.PathLike) else url
         if not isinstance(url, str) or not url.strip():
             raise ValueError(f"a dataset root must be a non-empty path or URI, got {url!r}")
         fs, root = fsspec.core.url_to_fs(url, **storage_options)

@@ -132,7 +132,9 @@ def build(
     subsets = [check_subset(s) for s in subsets]
     store = Store(out)
     with _lock(store, config.cluster) as lock:
-        return _build(store, lock, source, config, subsets, stage, replace, allow_version_change, retry_rejects, progress)
+        report = _build(store, lock, source, config, subsets, stage, replace, allow_version_change, retry_rejects, progress)
+        store.sweep_partials()  # what attempts killed during this run (and then retried) left behind
+        return report
 
 
 def _build(
@@ -193,7 +195,10 @@ def regenerate(
     store = Store(out)
     config = recorded_config(store, subset, cluster)
     with _lock(store, config.cluster) as lock:
-        return _regenerate(store, lock, config, subset, shards, progress)
+        store.sweep_partials()
+        summaries = _regenerate(store, lock, config, subset, shards, progress)
+        store.sweep_partials()
+        return summaries
 
 
 def _regenerate(

@@ -20,6 +20,7 @@ import skimage
 
 from detectors.gates import inter_ocular
 from detectors.records import PortraitDetections
+from manifests.schema import member_sha_columns
 from manifests.shards import iter_tar_members
 from manifests.storage import Store
 from pipeline.build import ConfigMismatch, build, regenerate
@@ -96,8 +97,7 @@ def test_shards_and_manifests_agree(reference: Path) -> None:
     assert len(pairs) == 8 and set(pairs["subset"]) == {"simulated"}
     expected = {}
     for row in pairs.itertuples():
-        for suffix, column in (("before.jpg", "sha256_before"), ("after.jpg", "sha256_after"), ("mask.png", "sha256_mask"),
-                               ("opmask.png", "sha256_opmask"), ("json", "sha256_json")):  # fmt: skip
+        for suffix, column in member_sha_columns("jpeg").items():
             expected[f"{row.key}.{suffix}"] = getattr(row, column)
     assert member_digests(reference) == expected
     assert all(sorted(views) == [0, 1] for views in pairs.groupby("group_id")["view"].apply(list))

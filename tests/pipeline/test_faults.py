@@ -144,7 +144,7 @@ def test_real_build_survives_workers_killed_in_detection_and_in_a_shard(tmp_path
     build(str(photos), tmp_path / "reference", config, progress=False)
 
     out = tmp_path / "out"
-    detections = out / "manifests" / "detections.parquet"
+    detections = out / "manifests" / "detections" / "part-000000.parquet"
     killed: list[str] = []
 
     def kill_busy_worker(stage: str) -> None:
@@ -163,8 +163,9 @@ def test_real_build_survives_workers_killed_in_detection_and_in_a_shard(tmp_path
         wait_for(busy, 120, f"a {stage} task")
 
     def killer() -> None:
+        wait_for((out / "manifests" / "sources" / "part-000000.parquet").exists, 120, "the sources table")
         kill_busy_worker("detect")
-        wait_for(detections.exists, 120, "detections.parquet")
+        wait_for(detections.exists, 120, "the detections part")
         kill_busy_worker("shard")
 
     thread = threading.Thread(target=killer)

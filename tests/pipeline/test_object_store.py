@@ -16,7 +16,7 @@ from pipeline.build import build
 from pipeline.config import load_config
 
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
-CONFIG_YAML = "simulated:\n  views: 2\n  edits_per_face: 1\ncluster:\n  num_workers: 1\n"
+CONFIG_YAML = "simulated:\n  views: 2\n  edits_per_face: 1\n  ladders:\n    per_face: 0\ncluster:\n  num_workers: 1\n"
 
 
 @pytest.fixture(scope="module")
