@@ -18,6 +18,7 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from pipeline.cli import build_parser
 from tests.cluster.conftest import CLUSTER_DIR, load_run_stage
 
 REPO = CLUSTER_DIR.parent
@@ -58,37 +59,16 @@ WORKER_GROUP_REQUIRED = {"groupName", "maxReplicas", "minReplicas", "template"}
 # ----------------------------------------------------------------------------- the build's commands
 
 
-def contract_parser() -> argparse.ArgumentParser:
-    """The command lines the pipeline's stages run (issue 13's contract for `mirrorset`)."""
-    parser = argparse.ArgumentParser(prog="mirrorset", exit_on_error=False)
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", exit_on_error=False)
-    build.add_argument("--stage", required=True, choices=["ingest", "detect", "shards"])
-    build.add_argument("--source")
-    build.add_argument("--subset", choices=["simulated", "professional"])
-    build.add_argument("--out", required=True)
-    build.add_argument("--replace", action="store_true")
-    build.add_argument("--quiet", action="store_true")
-    verify = sub.add_parser("verify", exit_on_error=False)
-    verify.add_argument("out")
-    verify.add_argument("--report", required=True)
-    train = sub.add_parser("train", exit_on_error=False)
-    train.add_argument("--data", required=True)
-    train.add_argument("--report")
-    train.add_argument("--out", required=True)
-    return parser
-
-
 def check_mirrorset_command(argv: list[str]) -> argparse.Namespace:
     """Parse ``mirrorset ...`` argv against the contract; raise on anything it does not allow."""
     assert argv[0] == "mirrorset", argv
     try:
-        args = contract_parser().parse_args(argv[1:])
+        args = build_parser().parse_args(argv[1:])
     except (argparse.ArgumentError, SystemExit) as exc:
         raise AssertionError(f"not a pipeline command: {shlex.join(argv)} ({exc})") from None
     if args.command == "build":
+        assert args.stage in ("ingest", "detect", "shards"), argv
         assert (args.source is not None) == (args.stage == "ingest"), argv
-        assert (args.subset is not None) == (args.stage == "shards"), argv
     return args
 
 
@@ -328,13 +308,12 @@ def test_pipeline_script_does_not_train_when_verify_fails(tmp_path: Path):
     assert calls[-1][0] == "verify" and all(call[0] != "train" for call in calls)
 
 
-def test_the_contract_check_refuses_commands_outside_it():
+def test_the_contract_check_refuses_commands_outside_the_cli():
     for argv in (
-        ["mirrorset", "build", "--stage", "shards", "--out", "o"],  # no subset
-        ["mirrorset", "build", "--stage", "ingest", "--out", "o"],  # no source
+        ["mirrorset", "build", "--stage", "ingest", "--out", "o"],  # ingest needs its source
         ["mirrorset", "build", "--stage", "synth", "--out", "o"],
-        ["mirrorset", "verify", "o"],  # no report
-        ["mirrorset", "train", "--data", "o"],
+        ["mirrorset", "verify"],
+        ["mirrorset", "train", "--out", "o"],
     ):
         with pytest.raises(AssertionError, match="mirrorset"):
             check_mirrorset_command(argv)
@@ -391,12 +370,12 @@ def test_readme_mirrorset_commands_follow_the_contract():
     assert found >= 5
 
 
-def test_readme_dvc_cmd_lines_are_runner_invocations_of_the_contract_commands():
+def test_dvc_yaml_cmd_lines_are_runner_invocations_of_the_pipeline_commands():
     parser = load_run_stage().build_parser()
-    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    dvc = yaml.safe_load((CLUSTER_DIR.parent / "dvc.yaml").read_text())
     cmds = []  # DVC's foreach expanded, other ${...} left as they are
-    for stage in yaml.safe_load(block)["stages"].values():
-        for item in stage.get("foreach", [None]):
+    for stage in dvc["stages"].values():
+        for item in (["simulated", "professional"] if "foreach" in stage else [None]):
             cmd = stage["do"]["cmd"] if item else stage["cmd"]
             cmds.append(cmd.replace("${item}", item) if item else cmd)
     commands = []
@@ -407,12 +386,9 @@ def test_readme_dvc_cmd_lines_are_runner_invocations_of_the_contract_commands():
         options = parser.parse_args(words[2:split])
         commands.append(check_mirrorset_command(words[split + 1 :]))
         assert (options.entrypoint_num_gpus == 1) == (commands[-1].command == "train"), cmd
-    steps = [(args.command, getattr(args, "stage", None), getattr(args, "subset", None)) for args in commands]
-    assert steps == [
-        ("build", "ingest", None),
-        ("build", "detect", None),
-        ("build", "shards", "simulated"),
-        ("build", "shards", "professional"),
-        ("verify", None, None),
-        ("train", None, None),
-    ]
+        if commands[-1].command in ("build", "train"):
+            assert commands[-1].config == "params.yaml", cmd  # the repository's params, not the package's
+    steps = [(args.command, getattr(args, "stage", None)) for args in commands]
+    assert steps == [("build", "ingest"), ("build", "detect"), ("build", "shards"), ("build", "shards"),
+                     ("verify", None), ("train", None)]  # fmt: skip
+    assert [args.subset for args in commands[2:4]] == ["simulated", "professional"]

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SMALL = {
     "limit": 3,
     "simulated": {"edits_per_face": 1, "views": 2, "ladders": {"per_face": 0}},
-    "professional": {"ops": ["eye_size", "mouth_width"], "combos": [{"size": 1, "views": 1, "max_edits": None}],
+    "professional": {"ops": ["eye_size", "mouth_width"], "combos": [{"size": 1, "views": 2, "max_edits": None}],
                      "min_pixels": 50000, "augment": {"target_pixels": 200000}},
     "train": {"steps": 6, "switch_step": 3, "batch_size": 2, "eval_quads": 4, "num_workers": 0, "checkpoint_every": 3},
     "cluster": {"num_workers": 2},
