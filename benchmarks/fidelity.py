@@ -13,7 +13,7 @@ two JPEG q95 4:4:4 encodes (``encode_jpeg``) and the PNG mask encode (``encode_p
 
 QA, per call: ``align_err_px`` and ``outside_change`` once per view; ``face_reference``
 (FaceMesh + embedding of ``before``) once per face; per edit ``measure_edit`` in full and
-its parts (``field_summary``, ``collateral`` = ``forward_points`` of the 478 landmarks,
+its parts (``jacobian``: fold count and extreme determinants, ``collateral`` = ``forward_points`` of the 478 landmarks,
 ``redetect`` = FaceMesh on ``after``, ``flow_track`` = ``track_points``, ``detail_ratio``,
 ``embed`` = identity embedding of ``after``, ``codec_noise`` = JPEG round trip of ``before``
 around the edit, the divisor of every view's ``outside_change``). ``qa_per_pair_ms``
@@ -211,9 +211,12 @@ def _views(edit: Any, size: tuple[int, int], config: Any, seeds: list[int]) -> l
 
 def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> dict[str, Any]:
     from pipeline.config import MirrorsetConfig
-    from pipeline.fidelity import FACE_GROUPS, allowed_groups, measure_view, moving_landmarks
-    from pipeline.fidelity_geometry import align_err_px, collateral_ratio, field_summary, track_points
-    from pipeline.fidelity_pixels import codec_noise, detail_ratio, outside_change, roi_in_view
+    from pipeline.fidelity import allowed_groups, measure_view, moving_landmarks
+    from pipeline.fidelity_geometry import align_err_px, collateral_ratio, track_points
+    from pipeline.fidelity_pixels import codec_noise, outside_change, roi_in_view
+    from warps.catalog import FEATURE_GROUPS
+    from warps.field import WarpField
+    from warps.measure import detail_ratio
     from pipeline.imageio import encode_jpeg, encode_png
     from pipeline.seeding import derive_seed
     from pipeline.recipes import EditRejected
@@ -250,8 +253,8 @@ def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> di
             moving = moving_landmarks(names)
             qa = timed("measure_edit", lambda: models.measure_edit(reference, before, after, field, edit.mask, names,
                                                                    diagnostics=False))  # as the build calls it
-            timed("field_summary", lambda: field_summary(field))
-            timed("collateral", lambda: collateral_ratio(lms, field.forward_points(lms), FACE_GROUPS,
+            timed("jacobian", lambda: WarpField.jacobian.func(field))  # uncached: measure_edit filled the cache
+            timed("collateral", lambda: collateral_ratio(lms, field.forward_points(lms), FEATURE_GROUPS,
                                                          allowed_groups(names), target=moving))  # fmt: skip
             timed("redetect", lambda: models.mesh.detect(after, reference.window))
             timed("flow_track", lambda: track_points(before, after, lms[moving]))

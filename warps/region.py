@@ -52,22 +52,22 @@ class EditRegion:
 
 def edit_region(field: WarpField, *, threshold_px: float = 0.5) -> EditRegion:
     """Pixels ``field`` moves by more than ``threshold_px`` (only its box is examined)."""
-    return region_of_mask(_moved(field, threshold_px))
+    box = _field_box(field)
+    return _region_in_box(field.shape, box, _moved(field, threshold_px))
 
 
 def change_region(
-    before: np.ndarray, after: np.ndarray, field: WarpField, *, threshold_px: float = 0.5, tolerance: int = 0
+    before: np.ndarray, after: np.ndarray, field: WarpField, *, tolerance: int = 0, threshold_px: float = 0.5
 ) -> EditRegion:
     """Region of an edit in the frame it was made in: pixels where any channel of
     ``after`` differs from ``before`` by more than ``tolerance``, plus pixels ``field``
     moves by more than ``threshold_px``."""
     if before.shape[:2] != field.shape:
         raise ValueError(f"images of shape {before.shape[:2]} do not match field shape {field.shape}")
-    changed = np.zeros(field.shape, bool)
     # Outside its box a field copies pixels, so only the box can differ.
-    x0, y0, x1, y1 = field.roi if not field.is_identity else (0, 0, field.shape[1], field.shape[0])
-    changed[y0:y1, x0:x1] = changed_pixels(before[y0:y1, x0:x1], after[y0:y1, x0:x1], tolerance)
-    return region_of_mask(changed | _moved(field, threshold_px))
+    x0, y0, x1, y1 = box = _field_box(field)
+    changed = changed_pixels(before[y0:y1, x0:x1], after[y0:y1, x0:x1], tolerance)
+    return _region_in_box(field.shape, box, changed | _moved(field, threshold_px))
 
 
 def view_mask(
@@ -106,22 +106,39 @@ def changed_pixels(before: np.ndarray, after: np.ndarray, tolerance: int = 0) ->
 
 def region_of_mask(mask: np.ndarray) -> EditRegion:
     """EditRegion (mask 0/255, polygons, bbox) of a boolean or 0/255 (h, w) mask."""
-    binary = np.where(mask > 0, 255, 0).astype(np.uint8)
-    rows = np.flatnonzero(binary.any(axis=1))
-    if len(rows) == 0:
+    return _region_in_box(mask.shape, (0, 0, mask.shape[1], mask.shape[0]), mask > 0)
+
+
+def _region_in_box(shape: tuple[int, int], box: tuple[int, int, int, int], inside: np.ndarray) -> EditRegion:
+    """EditRegion of an (h, w) image whose region lies in ``box``; ``inside`` (box-sized
+    bool) marks it there. Only the box is scanned, so the cost follows the edit."""
+    binary = np.zeros(shape, np.uint8)
+    local = np.where(inside, 255, 0).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(local)
+    if w == 0:
         return EditRegion(binary, (), (0, 0, 0, 0))
-    cols = np.flatnonzero(binary.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    bx0, by0 = box[0], box[1]
+    binary[by0 : by0 + local.shape[0], bx0 : bx0 + local.shape[1]] = local
     contours, _ = cv2.findContours(
-        np.ascontiguousarray(binary[y0:y1, x0:x1]), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
-    )
+        np.ascontiguousarray(local[y : y + h, x : x + w]), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+        offset=(bx0 + x, by0 + y),
+    )  # fmt: skip
     polygons = tuple(
-        tuple((int(x), int(y)) for x, y in cv2.approxPolyDP(c, POLYGON_EPSILON_PX, True)[:, 0]) for c in contours
+        tuple((int(px), int(py)) for px, py in cv2.approxPolyDP(c, POLYGON_EPSILON_PX, True)[:, 0]) for c in contours
     )
-    return EditRegion(binary, polygons, (x0, y0, x1, y1))
+    return EditRegion(binary, polygons, (bx0 + x, by0 + y, bx0 + x + w, by0 + y + h))
+
+
+def _field_box(field: WarpField) -> tuple[int, int, int, int]:
+    """The field's box (x0, y0, x1, y1); the whole frame for the identity."""
+    return field.roi if not field.is_identity else (0, 0, field.shape[1], field.shape[0])
 
 
 def _moved(field: WarpField, threshold_px: float) -> np.ndarray:
+    """Box-sized bool (the :func:`_field_box`): displacement longer than ``threshold_px``."""
     if threshold_px < 0:
         raise ValueError(f"threshold_px must be >= 0, got {threshold_px}")
-    return field.displacement_magnitude() > threshold_px
+    if field.is_identity:
+        return np.zeros(field.shape, bool)
+    dx, dy = field.displacement()
+    return np.hypot(dx, dy) > threshold_px

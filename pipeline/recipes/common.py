@@ -65,8 +65,9 @@ def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], warp
     region = change_region(before, after, field, threshold_px=warp.region_threshold_px).mask
     opmask = np.zeros(before.shape[:2], np.uint8)
     for bit, op_field in enumerate(op_fields):
-        moved = edit_region(op_field, threshold_px=warp.region_threshold_px).mask > 0
-        opmask[moved] |= np.uint8(1 << bit)
+        moved = edit_region(op_field, threshold_px=warp.region_threshold_px)
+        x0, y0, x1, y1 = moved.bbox
+        opmask[y0:y1, x0:x1] |= np.where(moved.mask[y0:y1, x0:x1] > 0, np.uint8(1 << bit), np.uint8(0))
     return Pasted(after, region, opmask)
 
 

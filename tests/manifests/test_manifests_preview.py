@@ -43,3 +43,14 @@ def test_sheet_rows_show_before_after_difference_and_mask(example_root, tmp_path
 def test_asking_for_an_op_no_pair_has_is_an_error(example_root, tmp_path):
     with pytest.raises(ValueError, match="no pairs with op arm_slimming"):
         write_preview(str(example_root), str(tmp_path / "x.png"), op="arm_slimming")
+
+
+def test_source_keeps_the_pairs_of_one_photo(example_root, tmp_path):
+    store = Store(str(example_root))
+    pairs = pd.read_parquet(example_root / "manifests" / "pairs")
+    source = pairs.source_id.value_counts().index[-1]  # the photo with the fewest pairs
+    rows = select_pairs(store, 50, source=source)
+    assert rows and {r["source_id"] for r in rows} == {source}
+    assert len(rows) == pairs[pairs.source_id == source].group_id.nunique()
+    with pytest.raises(ValueError, match="no pairs with source 0000"):
+        write_preview(str(example_root), str(tmp_path / "x.png"), source="0000")

@@ -19,6 +19,7 @@ from pipeline.render import PairContext, max_displacement, render_view, sample_v
 from pipeline.seeding import derive_seed
 from warps.augment import SpatialTransform, apply_image, transform_points
 from warps.catalog import CATALOG
+from warps.region import JPEG_BLOCK, view_mask
 from warps.chain import OpCall, plan_chain
 from warps.landmarks import Landmarks
 
@@ -174,6 +175,31 @@ def test_professional_views_contain_the_body_box_at_full_resolution(detected: di
         w, h = transform.size
         assert (corners >= -1e-6).all() and (corners[:, 0] <= w - 1 + 1e-6).all() and (corners[:, 1] <= h - 1 + 1e-6).all()
         assert w % 32 == 0 and h % 32 == 0
+
+
+@pytest.mark.parametrize("subset", ["simulated", "professional"])
+def test_view_masks_hold_every_change_and_match_the_whole_view_computation(detected: dict, subset: str) -> None:
+    """warp_view makes its masks on the view's box around the field: nothing changes outside
+    that box, and the masks equal those made on the whole view (region "any overlap" warp,
+    changed pixels grown to JPEG blocks, op bits warped nearest)."""
+    config = with_overrides(CONFIG, {"professional.min_pixels": 10000, "professional.ops": ["waist_slimming"]})
+    recipe = recipe_for(subset, config)
+    photo, detections, source_id = detected["astronaut" if subset == "simulated" else "bus"]
+    targets, _ = recipe.targets(source_id, detections)
+    edit = _edit(recipe, photo, detections, targets[0])
+    regions = region_map(edit.field, region_index(edit.before.shape[:2], edit.face, None, None), edit.face, None)
+    for transform in sample_views(edit, [derive_seed(3, "v", i) for i in range(6)]):
+        for lossy in (True, False):
+            view = warp_view(edit, transform, regions, lossy=lossy)
+            changed = np.any(view.after != view.before, axis=2)
+            assert changed.any() and not changed[view.mask == 0].any()
+            reached = cv2.warpAffine(edit.region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+            whole = view_mask(view.before, view.after, reached, block=JPEG_BLOCK if lossy else 1)
+            assert np.mean(whole != view.mask) < 1e-4
+            opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
+                                    borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+            assert np.mean(opmask != view.opmask) < 1e-4
 
 
 def test_a_strength_ladder_moves_more_at_every_rung(detected: dict) -> None:
