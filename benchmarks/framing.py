@@ -7,8 +7,8 @@ whose inter-ocular distance is drawn from 100-200 px). Per build it reports the 
 faces that gave pairs, the distribution of ``face_iod_px`` (each pair's inter-ocular distance
 in its own pixels) and, per op, the median ``max_disp_px`` (the largest displacement of the
 edit in the pair's pixels) over the pairs whose chain holds the op, plus the reject reasons.
-``--sheet PATH`` writes a contact sheet of one group photo's pairs (zidane.jpg, two people)
-under the face framing. The last line printed is one JSON object.
+``--sheet PATH`` writes a contact sheet of one group photo's pairs (insightface's t1.jpg, six
+people) under the face framing. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sheet", help="write zidane.jpg's pairs (face framing) as a contact sheet PNG here")
+    parser.add_argument("--sheet", help="write t1.jpg's pairs (a group of six; face framing) as a contact sheet PNG here")
     parser.add_argument("--keep", help="keep both builds in this folder")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
 
@@ -76,6 +76,6 @@ def measure(root: Path, sheet: str | None) -> dict[str, Any]:
         }
         if sheet and base == "face":
             sources = pd.read_parquet(out / "manifests" / "sources")
-            zidane = sources[sources.path.str.endswith("zidane.jpg")].source_id.iloc[0]
-            write_preview(str(out), sheet, n=8, subset="simulated", source=zidane)
+            group = sources[sources.path.str.endswith("t1.jpg")].source_id.iloc[0]
+            write_preview(str(out), sheet, n=9, subset="simulated", source=group)
     return result
