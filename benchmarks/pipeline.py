@@ -25,9 +25,11 @@ Measured on the same pairs at the same sizes, one thread per process:
 ru_maxrss a shard worker reported. ``qa_cost`` = 1 - (pairs/s with QA) / (pairs/s with
 ``qa.enabled: false``), both on 1 worker. ``detect_share`` = one photo's detection (decode and
 detect, models loaded) / one photo's share of the 1-worker shard time. ``--memory`` instead builds the professional subset of ONE
-upscaled ~8K photo (bus.jpg x7, 5670 x 7560) twice in fresh processes, with 500 and 5000
-pairs, and reports each process's peak RSS, then times that photo's 5000-pair build with 1
-and 2 workers. The last line printed is one JSON object.
+upscaled ~8K photo (bus.jpg x7, 5670 x 7560; its largest person only) in fresh processes:
+``count / 8`` two-op edits of 8 views each, so ``count`` pairs planned (views that fail a QA
+gate become reject rows; ``pairs_built`` says how many were written), for 500 and 5000, and
+reports each process's peak RSS (ingest and detection of the photo included), then times the
+5000-pair shard stage with 1 and 2 workers. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -291,19 +293,18 @@ import json, resource, sys, time
 from pipeline.build import build
 from pipeline.config import MirrorsetConfig, with_overrides
 photos, out, count, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-base = with_overrides(MirrorsetConfig(), {"cluster.num_workers": 1})
-build(photos, out, base, subsets=[], progress=False)
+largest = {"gates.people_policy": "largest"}
+build(photos, out, with_overrides(MirrorsetConfig(), {"cluster.num_workers": 1, **largest}), subsets=[], progress=False)
 views = 8
 config = with_overrides(MirrorsetConfig(), {
-    "cluster.num_workers": workers, "cluster.backend": "local" if workers == 1 else "ray",
-    "professional.combos": [{"size": 1, "views": views, "max_edits": None},
-                            {"size": 2, "views": views, "max_edits": max(1, count // views)}],
+    **largest, "cluster.num_workers": workers, "cluster.backend": "local" if workers == 1 else "ray",
+    "professional.combos": [{"size": 2, "views": views, "max_edits": max(1, count // views)}],
     "output.shard_target_bytes": 200 * 2 * 1_000_000, "output.edits_per_run": 8,
 })
 start = time.perf_counter()
 report = build(None, out, config, subsets=["professional"], stage="shards", progress=False)
 seconds = time.perf_counter() - start
-pairs = report.subsets[0].pairs
-print(json.dumps({"pairs_built": pairs, "shard_seconds": seconds,
+subset = report.subsets[0]
+print(json.dumps({"pairs_planned": subset.planned, "pairs_built": subset.pairs, "shard_seconds": seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
