@@ -46,6 +46,16 @@ cluster:
   num_workers: 1
 """
 
+#: The professional subset, small: three ops (facial, face shape, body) alone at +-100, one view
+#: per edit, one edit per shard, full resolution (views of these ~0.3 MP photos are ~0.15 MP).
+PROFESSIONAL_YAML = CONFIG_YAML + """\
+professional:
+  ops: [eye_size, jawline, shoulder_width]
+  min_pixels: 100000
+  combos:
+    - {size: 1, views: 1, max_edits: null}
+"""
+
 
 def tree_digest(out: Path) -> dict[str, str]:
     """sha256 of every file under ``out`` by relative path (verify reports and the build lock excluded)."""
@@ -81,7 +91,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (photos / "link.jpg").symlink_to(outside)  # escapes the source folder: refused
     config_file = root / "params.yaml"
     config_file.write_text(CONFIG_YAML)
-    return {"root": root, "photos": photos, "config": config_file}
+    professional_file = root / "professional.yaml"
+    professional_file.write_text(PROFESSIONAL_YAML)
+    return {"root": root, "photos": photos, "config": config_file, "professional": professional_file}
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +255,34 @@ def test_growing_the_source_appends_shards_only(reference: Path, workspace: dict
     assert len(pd.read_parquet(out / "manifests" / "pairs")) == len(pd.read_parquet(reference / "manifests" / "pairs"))
 
 
+@pytest.fixture(scope="module")
+def professional_reference(workspace: dict[str, Path]) -> Path:
+    """An uninterrupted in-process build of the professional subset (1 worker)."""
+    out = workspace["root"] / "professional"
+    build(str(workspace["photos"]), str(out), load_config(workspace["professional"]), subsets=["professional"],
+          progress=False)  # fmt: skip
+    return out
+
+
+def test_professional_build_edits_both_portraits_with_the_chosen_ops(professional_reference: Path) -> None:
+    pairs = pd.read_parquet(professional_reference / "manifests" / "pairs")
+    assert set(pairs["subset"]) == {"professional"} and len(pairs) >= 4
+    assert pairs["source_id"].nunique() == 2  # astronaut and grace_hopper
+    ops = pd.read_parquet(professional_reference / "manifests" / "pair_ops")
+    assert set(ops["name"]) <= {"eye_size", "jawline", "shoulder_width"} and {"eye_size", "jawline"} <= set(ops["name"])
+    assert len(member_digests(professional_reference, "professional")) >= 4 * len(pairs)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_professional_on_two_ray_workers_gives_the_same_bytes(professional_reference: Path, workspace: dict[str, Path],
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    out = tmp_path / "two"
+    config = with_overrides(load_config(workspace["professional"]), {"cluster.num_workers": 2})
+    build(str(workspace["photos"]), str(out), config, subsets=["professional"], progress=False)
+    assert tree_digest(out) == tree_digest(professional_reference)
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 def test_two_ray_workers_give_the_same_bytes(reference: Path, workspace: dict[str, Path], tmp_path: Path) -> None:
@@ -254,15 +294,18 @@ def test_two_ray_workers_give_the_same_bytes(reference: Path, workspace: dict[st
 
 
 @pytest.mark.slow
-def test_killed_build_resumes_to_the_same_bytes(reference: Path, workspace: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("subset", ["simulated", "professional"])
+def test_killed_build_resumes_to_the_same_bytes(subset: str, workspace: dict[str, Path], tmp_path: Path,
+                                                request: pytest.FixtureRequest) -> None:  # fmt: skip
+    reference = request.getfixturevalue("reference" if subset == "simulated" else "professional_reference")
     out = tmp_path / "killed"
     command = [
-        sys.executable, "-m", "pipeline.cli", "build", "--source", str(workspace["photos"]),
-        "--out", str(out), "--config", str(workspace["config"]), "--quiet",
+        sys.executable, "-m", "pipeline.cli", "build", "--source", str(workspace["photos"]), "--out", str(out),
+        "--config", str(workspace["config" if subset == "simulated" else "professional"]), "--subset", subset, "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_marker = out / "_markers" / "simulated-000000.json"
+    first_marker = out / "_markers" / f"{subset}-000000.json"
     deadline = time.monotonic() + 120
     while not first_marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
