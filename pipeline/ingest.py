@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 from manifests.digests import sha256_hex
 from manifests.parquet import encode_rows
-from manifests.schema import WORK_DIR
+from manifests.schema import SOURCES_SCHEMA, WORK_DIR
 from manifests.storage import Store, Written
 from pipeline.imageio import DecodeLimits, ImageRejected, content_id, decode_image, probe_image
 from pipeline.sample_corpus import sample_paths
@@ -45,20 +45,10 @@ from pipeline.stage import Resources
 
 LIST_SUFFIXES = (".parquet", ".csv")
 
-#: Rows one ingest task commits (its paths, in order).
+#: Rows one ingest task commits (its paths, in order): the sources table's fields, path first.
 INGEST_WORK_SCHEMA = pa.schema(
-    [
-        pa.field("path", pa.string(), nullable=False),
-        pa.field("source_id", pa.string(), nullable=False),
-        pa.field("format", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("bytes", pa.int64()),
-        pa.field("sha256", pa.string()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-    ]
+    [SOURCES_SCHEMA.field("path"), SOURCES_SCHEMA.field("source_id")]
+    + [field for field in SOURCES_SCHEMA if field.name not in ("path", "source_id")]
 )
 
 

@@ -9,12 +9,13 @@ tested stack; ``scripts/setup.sh`` installs from it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import platform
 from pathlib import Path
 from typing import Any
+
+from manifests.digests import file_sha256
 
 #: Distributions whose version can change a dataset's bytes (pixels, encodings, Parquet, tars, detections).
 DISTRIBUTIONS = (
@@ -65,7 +66,7 @@ def stack(detector_weights: str | None, identity_model: str | None = None) -> di
     for name, path in model_files(detector_weights, identity_model).items():
         if not path.is_file():
             raise FileNotFoundError(f"model file {name} not found: {path}")
-        models[name] = _sha256(path)
+        models[name] = file_sha256(path)
     return {"libraries": library_versions(), "models": models}
 
 
@@ -78,11 +79,3 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
             if old.get(key) != new.get(key):
                 lines.append(f"{section}.{key}: recorded {old.get(key)!r}, now {new.get(key)!r}")
     return lines
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

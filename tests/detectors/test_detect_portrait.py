@@ -10,7 +10,8 @@ from PIL import Image
 
 from detectors import reasons
 from detectors.config import DetectorConfig, GateConfig
-from detectors.modelfiles import embedded_yolo_weights, sha256_file
+from detectors.modelfiles import embedded_yolo_weights
+from manifests.digests import file_sha256
 from detectors.portrait import PortraitDetector
 from pipeline.imageio import decode_image
 
@@ -114,7 +115,7 @@ def test_downscaled_detection_maps_back_to_full_resolution(group, no_network):
 def test_model_ids_name_the_weights_used(astronaut_det):
     names = [m.name for m in astronaut_det.models]
     assert names[0] == "yolo11n-pose"
-    assert astronaut_det.models[0].sha256 == sha256_file(embedded_yolo_weights())
+    assert astronaut_det.models[0].sha256 == file_sha256(embedded_yolo_weights())
     assert names[1:] == ["face_detection_full_range_sparse", "face_landmark_with_attention", "pose_landmark_full",
                          "selfie_segmentation"]
     assert all(len(m.sha256) == 64 for m in astronaut_det.models)
