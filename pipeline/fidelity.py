@@ -5,7 +5,7 @@ The manifest columns (a contract, see docs/fidelity.md for definitions and costs
 =====================  ========  =========================================================
 column                 per       what it measures
 =====================  ========  =========================================================
-``align_err_px``       view      p99 misalignment of the view mapped back to the base frame
+``align_err_px``       view      p99 misalignment of the view against its base, in base pixels
 ``realized_ratio``     edit      re-detected (FaceMesh) / planned motion of the moving landmarks
 ``collateral_ratio``   edit      largest held-landmark / largest target motion (field-carried)
 ``fold_count``         edit      roi pixels where the applied field folds
@@ -90,14 +90,37 @@ class FaceReference:
 
 
 @dataclass(frozen=True)
-class EditQA:
-    """Per-edit measurements (contract columns), two diagnostics and the codec noise.
+class EditGeometry:
+    """Per-edit measures that need no model (:func:`edit_geometry`); ``codec_noise``: JPEG
+    noise of ``before`` around the edit (base frame), the divisor of every view's
+    ``outside_change``."""
 
-    ``collateral_ratio_detected``: the same ratio on FaceMesh re-detected landmarks;
+    collateral_ratio: float
+    fold_count: int
+    min_jacobian: float
+    max_jacobian: float
+    detail_ratio: float
+    codec_noise: float
+
+
+@dataclass(frozen=True)
+class FaceMeasures:
+    """Per-edit measures from the models (:meth:`FidelityModels.face_measures`).
+
+    ``collateral_ratio_detected``: the collateral ratio on FaceMesh re-detected landmarks;
     ``realized_ratio_flow``: the moving landmarks tracked by dense optical flow instead
-    of FaceMesh (image evidence without a face-shape prior); ``codec_noise``: JPEG noise
-    of ``before`` around the edit (base frame), the divisor of every view's ``outside_change``.
+    of FaceMesh (image evidence without a face-shape prior). Both are diagnostics.
     """
+
+    realized_ratio: float
+    identity_sim: float
+    collateral_ratio_detected: float
+    realized_ratio_flow: float
+
+
+@dataclass(frozen=True)
+class EditQA:
+    """All per-edit measurements: :class:`EditGeometry` and :class:`FaceMeasures` together."""
 
     realized_ratio: float
     collateral_ratio: float
@@ -184,23 +207,41 @@ class FidelityModels:
         diagnostics: bool = True,
     ) -> EditQA:
         """Per-edit QA of ``after = field.apply(before)`` with edit mask ``region`` (h, w)
-        (all base frame) for the face ops ``op_names``.
+        (all base frame) for the ops ``op_names``: :func:`edit_geometry` on the reference's
+        landmarks, then :meth:`face_measures`.
 
         ``allowed``: the groups the ops may move (default :func:`allowed_groups`). Body ops
         move no face landmark: they are left out of ``realized_ratio`` and
         ``collateral_ratio`` (NaN when no face op remains). ``diagnostics=False`` skips the
         flow-tracked ``realized_ratio_flow`` (NaN), which the build does not store.
         """
+        geometry, carried = edit_geometry(reference.landmarks, before, after, field, region, op_names,
+                                          groups=groups, allowed=allowed, jpeg_quality=jpeg_quality)  # fmt: skip
+        face = self.face_measures(reference, before, after, field, op_names, carried,
+                                  groups=groups, allowed=allowed, diagnostics=diagnostics)  # fmt: skip
+        return EditQA(**asdict(geometry), **asdict(face))
+
+    def face_measures(
+        self,
+        reference: FaceReference,
+        before: np.ndarray,
+        after: np.ndarray,
+        field: WarpField,
+        op_names: Sequence[str],
+        carried: np.ndarray | None,
+        *,
+        groups: Mapping[str, Sequence[int]] = FEATURE_GROUPS,
+        allowed: frozenset[str] | None = None,
+        diagnostics: bool = True,
+    ) -> FaceMeasures:
+        """The model-based per-edit measures (FaceMesh re-detected on ``after``, the identity
+        embedding of ``after``): the costly part of QA. ``carried``: the reference landmarks
+        carried by ``field`` (:func:`edit_geometry`), None when the map folds."""
         self._check_loaded()
         lms = reference.landmarks
         face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
         allowed = allowed_groups(face_ops) if allowed is None else allowed
         moving = moving_landmarks(face_ops)
-        summary = field.jacobian
-        try:
-            carried = field.forward_points(lms)
-        except RuntimeError:  # the map folds: no carried landmarks
-            carried = None
         nan = float("nan")
         planned = None if carried is None else carried[moving] - lms[moving]
         mesh_after = self._redetect(after, reference.window)
@@ -214,17 +255,11 @@ class FidelityModels:
         if diagnostics and planned is not None and len(moving) and not field.is_identity:
             tracked = track_points(before, after, lms[moving])
             flow_realized = motion_gain(planned, tracked - lms[moving])
-        return EditQA(
+        return FaceMeasures(
             realized_ratio=realized,
-            collateral_ratio=nan if carried is None else collateral_ratio(lms, carried, groups, allowed, target=moving),
-            fold_count=summary.fold_count,
-            min_jacobian=summary.min_jacobian,
-            max_jacobian=summary.max_jacobian,
-            detail_ratio=detail_ratio(before, after, field).ratio,
             identity_sim=identity_similarity(reference.embedding, self.embedder.embed(after, lms)),
             collateral_ratio_detected=collateral_detected,
             realized_ratio_flow=flow_realized,
-            codec_noise=codec_noise(before, region, roi_in_view(field.roi, _IDENTITY), quality=jpeg_quality),
         )
 
     def _redetect(self, rgb: np.ndarray, window: Roi) -> np.ndarray | None:
@@ -245,6 +280,45 @@ def face_window(landmarks: np.ndarray) -> Roi:
     dx, dy = float(left[0] - right[0]), float(left[1] - right[1])
     rotation = -float(np.arctan2(-dy, dx))
     return Roi(float(0.5 * (x0 + x1)), float(0.5 * (y0 + y1)), float(MESH_WINDOW_SCALE * max(x1 - x0, y1 - y0)), rotation)
+
+
+def edit_geometry(
+    landmarks: np.ndarray | None,
+    before: np.ndarray,
+    after: np.ndarray,
+    field: WarpField,
+    region: np.ndarray,
+    op_names: Sequence[str],
+    *,
+    groups: Mapping[str, Sequence[int]] = FEATURE_GROUPS,
+    allowed: frozenset[str] | None = None,
+    jpeg_quality: int = 95,
+) -> tuple[EditGeometry, np.ndarray | None]:
+    """The per-edit measures that need no model (cheap): folds and Jacobian range, collateral
+    on the field-carried ``landmarks`` (478, 2) (NaN without a face or a face op), detail
+    and codec noise. Also returns the carried landmarks (None without a face, or when the map
+    folds), which :meth:`FidelityModels.face_measures` reuses."""
+    summary = field.jacobian
+    carried = None
+    collateral = float("nan")
+    if landmarks is not None:
+        face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
+        allowed = allowed_groups(face_ops) if allowed is None else allowed
+        try:
+            carried = field.forward_points(landmarks)
+        except RuntimeError:  # the map folds: no carried landmarks
+            carried = None
+        if carried is not None:
+            collateral = collateral_ratio(landmarks, carried, groups, allowed, target=moving_landmarks(face_ops))
+    geometry = EditGeometry(
+        collateral_ratio=collateral,
+        fold_count=summary.fold_count,
+        min_jacobian=summary.min_jacobian,
+        max_jacobian=summary.max_jacobian,
+        detail_ratio=detail_ratio(before, after, field).ratio,
+        codec_noise=codec_noise(before, region, roi_in_view(field.roi, _IDENTITY), quality=jpeg_quality),
+    )
+    return geometry, carried
 
 
 def measure_view(

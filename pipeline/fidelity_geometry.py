@@ -41,45 +41,50 @@ def align_err_px(
 
     ``base_*`` (h, w, 3) and ``view_*`` (vh, vw, 3) uint8; ``matrix`` (2, 3) maps base to view
     pixel coordinates (the one recorded for the view); ``region`` (h, w) uint8 is the edit
-    mask in the base frame. Both view images are mapped back through the inverse of
-    ``matrix`` (bilinear, on the region's box grown by :data:`ALIGN_PAD_PX`), and DIS
-    optical flow (grey, sub-pixel) measures how far each lies from its base image. Per
-    pixel the larger of the two flow lengths counts, so a view whose ``after`` (or
-    ``before``) was shifted, or whose recorded matrix is not the one applied, shows the
-    error. The flow runs at 1 / :data:`ALIGN_DOWNSAMPLE` resolution (area means of both
-    images alike) and is scaled back to base pixels. Only region pixels whose view
-    position lies inside the view are scored.
-    NaN when no such pixel exists. ``flow``: a reusable DIS instance (default: a new
-    ``PRESET_ULTRAFAST`` one).
+    mask in the base frame. Each base image is carried into the view by the *recorded*
+    ``matrix`` exactly as views are drawn (bilinear, ``BORDER_REFLECT_101``) on the view's
+    part that shows the region's box grown by :data:`ALIGN_PAD_PX`, and DIS optical flow
+    (grey, sub-pixel) measures how far the view's own pixels lie from that reference; each
+    flow vector is mapped back to base pixels through the inverse of the matrix's linear
+    part. Per pixel the larger of the two lengths (before, after) counts, so a view whose
+    ``after`` (or ``before``) was shifted, or whose recorded matrix is not the one applied,
+    shows the error, while a true view compares two images with the same resampling
+    history (their difference is the rounding of the box offset, about 0.01 px). The flow
+    runs at 1 / :data:`ALIGN_DOWNSAMPLE` resolution (area means of both images alike).
+    Scored: view pixels whose base position lies in ``region``. NaN when there are none.
+    ``flow``: a reusable DIS instance (default: a new ``PRESET_ULTRAFAST`` one).
     """
     matrix = np.asarray(matrix, np.float64).reshape(2, 3)
     box = _padded_box(region, ALIGN_PAD_PX)
     if box is None:
         return float("nan")
-    x0, y0, x1, y1 = _even_box(box, region.shape, ALIGN_DOWNSAMPLE)
-    inside = region[y0:y1, x0:x1] > 0
     vh, vw = view_after.shape[:2]
-    corners = np.array([[x0, y0], [x1 - 1, y0], [x0, y1 - 1], [x1 - 1, y1 - 1]], np.float64) @ matrix[:, :2].T
-    corners += matrix[:, 2]
-    if not ((corners >= 0).all() and (corners[:, 0] <= vw - 1).all() and (corners[:, 1] <= vh - 1).all()):
-        gy, gx = np.mgrid[y0:y1, x0:x1]  # the box leaves the view: score only what it shows
-        vx = matrix[0, 0] * gx + matrix[0, 1] * gy + matrix[0, 2]
-        vy = matrix[1, 0] * gx + matrix[1, 1] * gy + matrix[1, 2]
-        inside &= (vx >= 0) & (vx <= vw - 1) & (vy >= 0) & (vy <= vh - 1)
-    small = ((x1 - x0) // ALIGN_DOWNSAMPLE, (y1 - y0) // ALIGN_DOWNSAMPLE)
-    inside = cv2.resize(inside.astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
+    bx0, by0, bx1, by1 = box
+    corners = np.array([[bx0, by0], [bx1 - 1, by0], [bx0, by1 - 1], [bx1 - 1, by1 - 1]], np.float64)
+    corners = corners @ matrix[:, :2].T + matrix[:, 2]
+    view_box = (max(0, int(np.floor(corners[:, 0].min()))), max(0, int(np.floor(corners[:, 1].min()))),
+                min(vw, int(np.ceil(corners[:, 0].max())) + 1), min(vh, int(np.ceil(corners[:, 1].max())) + 1))  # fmt: skip
+    if view_box[2] - view_box[0] < ALIGN_DOWNSAMPLE or view_box[3] - view_box[1] < ALIGN_DOWNSAMPLE:
+        return float("nan")
+    x0, y0, x1, y1 = _even_box(view_box, (vh, vw), ALIGN_DOWNSAMPLE)
+    local = matrix.copy()
+    local[:, 2] -= (x0, y0)  # base coords -> view-box coords
+    size = (x1 - x0, y1 - y0)
+    inside = cv2.warpAffine(np.ascontiguousarray(region, np.uint8), local, size, flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    small = (size[0] // ALIGN_DOWNSAMPLE, size[1] // ALIGN_DOWNSAMPLE)
+    inside = cv2.resize((inside > 0).astype(np.uint8), small, interpolation=cv2.INTER_AREA) > 0
     if not inside.any():
         return float("nan")
-    local = matrix.copy()
-    local[:, 2] += matrix[:, :2] @ (x0, y0)  # box-local base coords -> view coords
+    back = ALIGN_DOWNSAMPLE * np.linalg.inv(matrix[:, :2])  # small-view flow -> base pixels
     dis = flow or cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-    worst = np.zeros(int(np.count_nonzero(inside)), np.float32)
+    worst = np.zeros(int(np.count_nonzero(inside)), np.float64)
     for base, view in ((base_before, view_before), (base_after, view_after)):
-        back = cv2.warpAffine(view, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-        uv = dis.calc(_grey_small(base[y0:y1, x0:x1], small), _grey_small(back, small), None)[inside]
-        np.maximum(worst, uv[:, 0] * uv[:, 0] + uv[:, 1] * uv[:, 1], out=worst)
-    return ALIGN_DOWNSAMPLE * float(np.sqrt(np.percentile(worst, ALIGN_PERCENTILE)))
+        reference = cv2.warpAffine(base, local, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        uv = dis.calc(_grey_small(reference, small), _grey_small(view[y0:y1, x0:x1], small), None)[inside]
+        moved = uv.astype(np.float64) @ back.T
+        np.maximum(worst, moved[:, 0] ** 2 + moved[:, 1] ** 2, out=worst)
+    return float(np.sqrt(np.percentile(worst, ALIGN_PERCENTILE)))
 
 
 def motion_gain(planned: np.ndarray, realized: np.ndarray, *, min_planned_px: float = 1.0) -> float:

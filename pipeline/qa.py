@@ -12,19 +12,17 @@ is computed once per base frame and reused by every edit in that frame.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from pipeline.fidelity import FidelityModels, failing_gates, measure_view
-from pipeline.fidelity_pixels import codec_noise, roi_in_view
+from pipeline.fidelity import FidelityModels, edit_geometry, failing_gates, measure_view
 from pipeline.recipes import Edit, EditRejected
 from pipeline.render import ViewPixels
-from warps.measure import detail_ratio
 
 #: Per-edit columns (the rest of QA_FIELDS are per view).
 EDIT_COLUMNS = ("realized_ratio", "collateral_ratio", "fold_count", "min_jacobian", "max_jacobian", "detail_ratio", "identity_sim")
-_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 class PairMeasurer:
@@ -56,33 +54,33 @@ class PairMeasurer:
     def edit(self, frame_key: tuple, edit: Edit) -> dict[str, Any]:
         """Per-edit measures of ``edit``; EditRejected (with the measures) on a failing gate.
 
-        ``frame_key`` names the edit's base frame (same key, same ``before`` and face): the
-        face reference is computed once per key.
+        The measures that need no model (folds, Jacobians, collateral, detail) are gated
+        first: an edit failing one of them is rejected without the costly FaceMesh
+        re-detection and identity embedding (its ``realized_ratio`` and ``identity_sim``
+        are then absent from the reject row). ``frame_key`` names the edit's base frame
+        (same key, same ``before`` and face): the face reference is computed once per key.
         """
         if self._models is None:
             raise RuntimeError("PairMeasurer used before load()")
         names = [r.name for r in edit.records]
+        geometry, carried = edit_geometry(edit.face, edit.before, edit.after, edit.field, edit.region, names,
+                                          jpeg_quality=self.jpeg_quality)  # fmt: skip
+        measures: dict[str, Any] = {column: math.nan for column in EDIT_COLUMNS}
+        measures.update(asdict(geometry))
+        self._gate(measures, edit)
         if edit.face is not None:
             if frame_key not in self._references:
                 self._references = {frame_key: self._models.face_reference(edit.before, edit.face)}  # one frame at a time
-            found = self._models.measure_edit(
-                self._references[frame_key], edit.before, edit.after, edit.field, edit.region, names,
-                jpeg_quality=self.jpeg_quality, diagnostics=False,
-            )  # fmt: skip
-            measures = {column: getattr(found, column) for column in EDIT_COLUMNS}
-            measures["codec_noise"] = found.codec_noise
-        else:
-            summary = edit.field.jacobian
-            measures = {column: math.nan for column in EDIT_COLUMNS}
-            measures.update(fold_count=summary.fold_count, min_jacobian=summary.min_jacobian,
-                            max_jacobian=summary.max_jacobian,
-                            detail_ratio=detail_ratio(edit.before, edit.after, edit.field).ratio)  # fmt: skip
-            measures["codec_noise"] = codec_noise(edit.before, edit.region, roi_in_view(edit.field.roi, _IDENTITY),
-                                                  quality=self.jpeg_quality)  # fmt: skip
+            face = self._models.face_measures(self._references[frame_key], edit.before, edit.after, edit.field,
+                                              names, carried, diagnostics=False)  # fmt: skip
+            measures.update(realized_ratio=face.realized_ratio, identity_sim=face.identity_sim)
+            self._gate(measures, edit)
+        return measures
+
+    def _gate(self, measures: dict[str, Any], edit: Edit) -> None:
         failed = failing_gates(measures, self.config.gates, max_abs_strength=_max_strength(edit))
         if failed:
             raise EditRejected(failed[0], "failed QA gate(s) " + ", ".join(failed), plain_measures(measures))
-        return measures
 
     def view(self, edit: Edit, pixels: ViewPixels, edit_measures: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """(all measures of this view, failing per-view gate codes)."""

@@ -234,6 +234,7 @@ class _ShardWriter:
         that succeeds (made, QA-gated, views drawn), or None."""
         subset = self.recipe.subset
         views = target.views_of(edit_index)
+        fixed: tuple[Edit, dict[str, Any]] | None = None  # a made edit that ignores the draw, kept across attempts
         for attempt in range(self.recipe.max_attempts):
             edit_seed = derive_seed(self.config.seed, "edit", subset, run.source_id, run.person_index, edit_index, attempt)
             view_seeds = [
@@ -242,24 +243,37 @@ class _ShardWriter:
             ]
             try:
                 with time_limit(self.config.cluster.photo_timeout_s):
-                    rng = np.random.Generator(np.random.PCG64(edit_seed))
-                    edit: Edit = self.recipe.make_edit(photo, detections, target, edit_index, rng)
-                    measures: dict[str, Any] = {"max_disp_base_px": max_displacement(edit)}
-                    if self.measurer is not None:
-                        frame = (run.source_id, run.person_index, edit.frame.rect, edit.frame.size)
-                        measures.update(self.measurer.edit(frame, edit))
+                    if fixed is None:
+                        rng = np.random.Generator(np.random.PCG64(edit_seed))
+                        edit, measures = self._measured_edit(run, photo, detections, target, edit_index, rng)
+                        if not self.recipe.random_edits:
+                            fixed = (edit, measures)
                     else:
-                        jacobian = edit.field.min_jacobian()
-                        measures.update(fold_count=int(jacobian <= 0), min_jacobian=jacobian)
+                        edit, measures = fixed
                     transforms = sample_views(edit, view_seeds)
                 return edit, transforms, view_seeds, attempt, edit_seed, measures
             except EditRejected as exc:
                 self._reject(run, edit_index, None, attempt, exc.code, exc.detail, exc.measurements)
+                if fixed is None and not self.recipe.random_edits:
+                    return None  # the edit itself failed: it ignores the draw, so it would fail again
             except WorkTimeout as exc:
                 self._reject(run, edit_index, None, attempt, "timeout", str(exc))
             except (Exception, MemoryError) as exc:  # one edit never stops a shard: recorded, then the next attempt
                 self._reject(run, edit_index, None, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
         return None
+
+    def _measured_edit(self, run: Run, photo: np.ndarray, detections: PortraitDetections, target: Target,
+                       edit_index: int, rng: np.random.Generator) -> tuple[Edit, dict[str, Any]]:  # fmt: skip
+        """The recipe's edit and its per-edit measures (QA, or the fold check without QA)."""
+        edit: Edit = self.recipe.make_edit(photo, detections, target, edit_index, rng)
+        measures: dict[str, Any] = {"max_disp_base_px": max_displacement(edit)}
+        if self.measurer is not None:
+            frame = (run.source_id, run.person_index, edit.frame.rect, edit.frame.size)
+            measures.update(self.measurer.edit(frame, edit))
+        else:
+            jacobian = edit.field.min_jacobian()
+            measures.update(fold_count=int(jacobian <= 0), min_jacobian=jacobian)
+        return edit, measures
 
     def _detections_of(self, run: Run) -> PortraitDetections:
         part = self._detections.get(run.detections_part)

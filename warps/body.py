@@ -9,7 +9,8 @@ silhouette points move and how; the anchors it yields also hold
 - the background on a wall ``gap`` px outside the silhouette around the moving part
   (fixed anchors), so the silhouette moves against a still background rather than
   dragging it along;
-- other people, exactly (:class:`warps.hold.Hold` over ``hold``), and everything beyond
+- other people, exactly (:class:`warps.hold.Hold` over ``hold``), the person's own face
+  (the convex hull of its mesh, when there is one) the same way, and everything beyond
   the op's reach (:class:`warps.solve.Falloff`).
 
 Body frame: ``u`` is the unit vector from the right shoulder (pose 12) to the left (11),
@@ -171,7 +172,10 @@ class _Body:
             raise ValueError("pose landmarks are degenerate: both shoulders at the same place")
         u = u / sw
         contour = landmarks.outline.astype(np.float32).reshape(-1, 1, 2)
-        return _Body(op, pose, visible, landmarks.person_box, contour, landmarks.hold, u, np.array([-u[1], u[0]]), sw)
+        hold = landmarks.hold
+        if landmarks.face is not None:  # the person's own face is held like another person
+            hold = hold + (cv2.convexHull(landmarks.face[:, :2].astype(np.float32))[:, 0].astype(np.float64),)
+        return _Body(op, pose, visible, landmarks.person_box, contour, hold, u, np.array([-u[1], u[0]]), sw)
 
     def axes(self, du: float, dv: float) -> np.ndarray:
         return du * self.u + dv * self.v
@@ -195,7 +199,7 @@ class _Body:
         return cv2.pointPolygonTest(self.outline, (float(point[0]), float(point[1])), False) > 0
 
     def held(self, point: np.ndarray, within: float = 0.0) -> bool:
-        """On another person, or closer than ``within`` px to one (a hold polygon)."""
+        """On another person or the own face, or closer than ``within`` px to one (a hold polygon)."""
         return any(
             cv2.pointPolygonTest(p.astype(np.float32).reshape(-1, 1, 2), (float(point[0]), float(point[1])), True)
             >= -within

@@ -11,7 +11,9 @@ older commit unpacked elsewhere) and writes, under OUT_DIR:
   displacement > 0.5 px region); in the mask panel, white = changed pixels inside the
   mask, red = changed pixels (by more than 2 levels) outside it;
 - ``body_{pos,neg}_<TAG>.jpg``: the 5 body ops at +100 / -100 on bus.jpg (fixture
-  landmarks; outline and neighbours where the engine reads them).
+  landmarks; outline and neighbours where the engine reads them);
+- ``shoulders_<TAG>.jpg``: the two shoulder ops at +100 and -100 on astronaut (fixture
+  landmarks with the face mesh), which move the shoulders under the chin.
 """
 
 from __future__ import annotations
@@ -122,6 +124,25 @@ def body() -> None:
                                                "before | after | 4x diff | mask"))  # fmt: skip
 
 
+def shoulders() -> None:
+    record = json.loads((FIXTURES / "landmarks_astronaut.json").read_text())
+    path = next(p.path for p in sample_paths() if Path(p.path).name == record["image"])
+    image = load_image(path)
+    landmarks = Landmarks.from_dict(record)
+    rows = []
+    for name in ("square_shoulders", "shoulder_width"):
+        for strength in (100, -100):
+            plan = plan_chain(image.shape[:2], landmarks, [OpCall(name, strength)])
+            after = plan.field.apply(image)
+            row = panels(image, after, region_mask(image, after, plan.field, plan), (256, 256))
+            cv2.putText(row, f"{name} {plan.records[0].applied_strength:+d}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                        (255, 255, 0), 1, cv2.LINE_AA)  # fmt: skip
+            rows.append(row)
+    write(f"shoulders_{TAG}.jpg", title(np.vstack(rows), f"shoulder ops on astronaut ({TAG}): "
+                                        "before | after | 4x diff | mask"))  # fmt: skip
+
+
 if __name__ == "__main__":
     simulated()
     body()
+    shoulders()

@@ -122,6 +122,9 @@ class Recipe(Protocol):
     nominal_pixels: int
     #: Attempts per edit slot before it is given up (each failure is a reject row).
     max_attempts: int
+    #: Whether ``make_edit`` draws from ``rng``. When False an edit that fails (fold, QA
+    #: gate) is not tried again, and a failed view draw is retried on the same edit.
+    random_edits: bool
     #: An edit whose largest displacement in a view is below this many pixels is rejected.
     min_disp_px: float
 

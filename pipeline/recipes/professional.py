@@ -43,6 +43,7 @@ class ProfessionalRecipe:
         self.seed = config.seed
         self.nominal_pixels = self.pro.augment.target_pixels
         self.max_attempts = self.pro.max_attempts
+        self.random_edits = False  # ops and strengths come from the plan, not from the draw
         self.min_disp_px = self.pro.min_disp_px
         names = set(self.pro.ops) if self.pro.ops else None
         self.ops = [spec for spec in ops_for_subset("professional") if names is None or spec.name in names]

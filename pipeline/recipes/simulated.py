@@ -52,6 +52,7 @@ class SimulatedRecipe:
             side = framing.photo_long_side
             self.nominal_pixels = int(side * side * 0.75 * float(np.mean(self.sim.augment.area_fraction)))
         self.max_attempts = self.sim.max_attempts
+        self.random_edits = True
         self.min_disp_px = self.sim.min_disp_px
 
     def targets(self, source_id: str, detections: PortraitDetections) -> tuple[list[Target], list[TargetReject]]:

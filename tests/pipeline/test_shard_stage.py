@@ -114,3 +114,64 @@ def test_memory_stays_flat_in_the_number_of_pairs(store: Store, detected: dict) 
         peaks[views] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[30] < 1.25 * peaks[3], peaks
+
+
+def _professional(store: Store, detected: dict, edits: int, views: int, **settings) -> tuple[ShardStage, ShardTask]:
+    """A professional stage on astronaut's person 0 with eye_size at +-100 (two edits)."""
+    config = with_overrides(MirrorsetConfig(), {
+        "professional.min_pixels": 10_000, "professional.ops": ["eye_size"], "cluster.num_workers": 1,
+        "professional.combos": [{"size": 1, "views": views, "max_edits": None}], **settings,
+    })  # fmt: skip
+    stage = ShardStage(store, config, "professional")
+    stage.setup()
+    run = Run(detected["astronaut"][2], ASTRONAUT, 0, 0, 0, edits, views)
+    return stage, ShardTask("professional", 0, (run,))
+
+
+def test_a_professional_edit_failing_qa_is_not_redone(store: Store, detected: dict, monkeypatch) -> None:
+    """Its ops and strengths are fixed: one reject row (with the measurement), one make_edit."""
+    stage, task = _professional(store, detected, edits=2, views=2, **{"qa.gates.min_identity_sim": 1.5})
+    made = []
+    make_edit = stage._recipe.make_edit
+    monkeypatch.setattr(stage._recipe, "make_edit", lambda *a: made.append(a[3]) or make_edit(*a))
+    summary = stage.run_shard(task)
+    assert (summary.pairs, summary.planned) == (0, 4) and made == [0, 1]
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["qa_identity"] * 2 and list(rejects.attempt) == [0, 0]
+    assert all(0.9 < dict(m)["identity_sim"] <= 1.0 for m in rejects.measurements)
+
+
+def test_a_failed_professional_view_draw_is_retried_on_the_same_edit(store: Store, detected: dict, monkeypatch) -> None:
+    stage, task = _professional(store, detected, edits=1, views=2)
+    made, draws = [], []
+    make_edit = stage._recipe.make_edit
+    monkeypatch.setattr(stage._recipe, "make_edit", lambda *a: made.append(a[3]) or make_edit(*a))
+    sample_views = runner.sample_views
+
+    def first_draw_fails(edit, seeds):
+        draws.append(seeds)
+        if len(draws) == 1:
+            raise runner.EditRejected("no_admissible_view", "forced")
+        return sample_views(edit, seeds)
+
+    monkeypatch.setattr(runner, "sample_views", first_draw_fails)
+    summary = stage.run_shard(task)
+    assert summary.pairs == 2 and made == [0] and len(draws) == 2 and draws[0] != draws[1]
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["no_admissible_view"] and list(rejects.attempt) == [0]
+
+
+def test_an_edit_failing_a_cheap_gate_skips_the_face_models(store: Store, detected: dict, monkeypatch) -> None:
+    """The Jacobian gate fails first: no FaceMesh re-detection, no embedding, and the reject row
+    carries the measures taken (identity_sim absent)."""
+    stage, task = _professional(store, detected, edits=2, views=2, **{"qa.gates.max_jacobian": 0.5})
+    models = stage._measurer._models
+    calls = []
+    monkeypatch.setattr(models.embedder, "embed", lambda *a: calls.append("embed"))
+    monkeypatch.setattr(models.mesh, "detect", lambda *a: calls.append("mesh"))
+    summary = stage.run_shard(task)
+    assert summary.pairs == 0 and calls == []
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["qa_max_jacobian"] * 2
+    for measured in rejects.measurements:
+        assert dict(measured)["max_jacobian"] > 0.5 and "identity_sim" not in dict(measured)

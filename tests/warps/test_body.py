@@ -62,3 +62,19 @@ def test_leg_length_moves_the_feet_and_not_the_hips(bus_person):
         column = grey_after[y - 8 - 30 : y + 9 + 30, x - 8 : x + 9]
         score = cv2.matchTemplate(column, patch, cv2.TM_SQDIFF_NORMED)[:, 0]
         assert abs(int(np.argmin(score)) - 30 - expected) <= 2.5, (point, expected)
+
+
+@pytest.mark.parametrize("strength", [100, -100])
+@pytest.mark.parametrize("name", ["square_shoulders", "shoulder_width"])
+def test_shoulder_ops_leave_the_persons_own_face_unchanged(name, strength, astronaut):
+    """The shoulders move under the chin; the face (the hull of its mesh) keeps its pixels."""
+    image, lm = astronaut
+    plan = plan_chain(image.shape[:2], lm, [OpCall(name, strength)])
+    after = plan.field.apply(image)
+    face = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, np.round(cv2.convexHull(lm.face[:, :2].astype(np.float32))).astype(np.int32), 1)
+    changed = change_region(image, after, plan.field).mask > 0
+    assert changed.sum() > 200 and plan.field.jacobian.fold_count == 0
+    np.testing.assert_array_equal(after[face > 0], image[face > 0])
+    moved = np.hypot(*(plan.field.forward_points(lm.face[:, :2]) - lm.face[:, :2]).T)
+    assert moved.max() < 0.01
