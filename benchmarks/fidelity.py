@@ -27,6 +27,14 @@ of faces found in astronaut, grace_hopper, zidane, bus, t1 and insightface's
 Tom_Hanks_54745.png), the same person (astronaut, grace_hopper, zidane: mirrored, half and
 1.5x size, turned 10 degrees, JPEG q50) and strong edits (each simulated op at +-100 and
 three 3-op chains at +-100, planned in the 1024^2 crop frame and pasted as the build does).
+``--realized`` instead prints ``realized_ratio`` per simulated op at +100 and -100 as three
+readers see it, on every face of astronaut, grace_hopper, zidane and t1 with an inter-ocular
+distance of at least 40 px, each photo scaled (bicubic / area) so that face's is
+``REALIZED_IOD_PX`` (the simulated framing draws 100-200), the op planned in the 1024^2 crop
+frame and pasted as the build does: FaceMesh re-detection (the contract column), dlib's 68-point
+shape predictor (``face-recognition-models``; an independent detector, placed in the same
+dlib box as the identity embedder; planned motion = its ``before`` points carried by the
+field) and DIS flow tracking (``realized_ratio_flow``: image evidence, no face prior).
 The last line printed is one JSON object.
 """
 
@@ -46,6 +54,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 PHOTOS = ("astronaut", "grace_hopper")
+REALIZED_PHOTOS = ("astronaut", "grace_hopper", "zidane", "t1")
+#: Inter-ocular distance (px) of the face each photo is scaled to for ``--realized``.
+REALIZED_IOD_PX = 120.0
+DLIB_68 = "shape_predictor_68_face_landmarks.dat"
 #: Base-frame pixel counts of the two pair sizes.
 SIZES = {"1024": 1024 * 1024, "2.2MP": 2_200_000}
 
@@ -54,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edits", type=int, default=3, help="chains per photo")
     parser.add_argument("--views", type=int, default=8, help="views per edit")
     parser.add_argument("--identity", action="store_true", help="measure identity_sim levels instead of costs")
+    parser.add_argument("--realized", action="store_true", help="realized_ratio per op by three readers instead of costs")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
 
 
@@ -65,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name}: n {values['n']}, min {values['min']:.3f}, median {values['median']:.3f}, "
                       f"max {values['max']:.3f}")  # fmt: skip
         print(json.dumps(levels, sort_keys=True))
+        return 0
+    if args.realized:
+        readers = realized_by_reader()
+        if not args.json:
+            for reader, per_op in readers.items():
+                print(f"{reader}: " + ", ".join(f"{op} {value:.2f}" for op, value in per_op.items()))
+        print(json.dumps(readers, sort_keys=True))
         return 0
     result = measure(edits=args.edits, views=args.views)
     if not args.json:
@@ -146,6 +166,66 @@ def identity_levels() -> dict[str, dict[str, float]]:
     embedder.close()
     return {name: {"n": len(v), "min": float(np.min(v)), "median": float(np.median(v)), "max": float(np.max(v))}
             for name, v in (("different_people", different), ("same_person", same), ("edited", edited))}  # fmt: skip
+
+
+def realized_by_reader() -> dict[str, dict[str, float]]:
+    """Median realized_ratio per op and ``all`` (every edit), per reader (module docstring)."""
+    import dlib
+
+    from detectors.identity import dlib_box, dlib_model_dir
+    from detectors.portrait import PortraitDetector
+    from pipeline.config import MirrorsetConfig
+    from pipeline.fidelity import FidelityModels
+    from pipeline.fidelity_geometry import motion_gain
+    from pipeline.imageio import load_image
+    from pipeline.recipes import EditRejected
+    from pipeline.sample_corpus import sample_paths
+    from warps.catalog import LEFT_EYE, RIGHT_EYE, ops_for_subset
+    from warps.chain import OpCall
+
+    cv2.setNumThreads(1)
+    predictor = dlib.shape_predictor(str(dlib_model_dir() / DLIB_68))
+
+    def points68(rgb: np.ndarray, face: np.ndarray) -> np.ndarray:
+        shape = predictor(np.ascontiguousarray(rgb), dlib.rectangle(*dlib_box(face)))
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+    config = MirrorsetConfig()
+    names = [spec.name for spec in ops_for_subset("simulated")]
+    gains: dict[str, dict[str, list[float]]] = {r: {n: [] for n in names} for r in ("facemesh", "dlib68", "flow")}
+    paths = {p.name: p.path for p in sample_paths()}
+    with PortraitDetector() as detector, FidelityModels() as models:
+        for photo_name in REALIZED_PHOTOS:
+            photo = load_image(paths[photo_name])
+            for found in detector.detect(photo).faces:
+                face = found.landmarks[:, :2]
+                iod = float(np.hypot(*(face[list(LEFT_EYE)].mean(axis=0) - face[list(RIGHT_EYE)].mean(axis=0))))
+                if iod < 40:
+                    continue
+                factor = REALIZED_IOD_PX / iod
+                image = cv2.resize(photo, None, fx=factor, fy=factor,
+                                   interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)  # fmt: skip
+                face = (face + 0.5) * factor - 0.5  # pixel centres at integers in both images
+                scene = _scene_at(image, face)
+                reference = models.face_reference(image, face)
+                before68 = points68(image, face)
+                for name in names:
+                    for strength in (100, -100):
+                        try:
+                            edit = _edit(scene, [OpCall(name, strength)], config)
+                        except EditRejected:
+                            continue
+                        qa = models.measure_edit(reference, image, edit.after, edit.field, edit.mask, [name])
+                        planned68 = edit.field.forward_points(before68) - before68
+                        gains["facemesh"][name].append(qa.realized_ratio)
+                        gains["flow"][name].append(qa.realized_ratio_flow)
+                        gains["dlib68"][name].append(motion_gain(planned68, points68(edit.after, face) - before68))
+    out = {}
+    for reader, per_op in gains.items():
+        medians = {name: float(np.nanmedian(values)) for name, values in per_op.items() if values}
+        medians["all"] = float(np.nanmedian([v for values in per_op.values() for v in values]))
+        out[reader] = medians
+    return out
 
 
 def _photos() -> list[np.ndarray]:

@@ -302,6 +302,7 @@ def edit_geometry(
     carried = None
     collateral = float("nan")
     if landmarks is not None:
+        landmarks = np.asarray(landmarks, np.float64)[:, :2]
         face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
         allowed = allowed_groups(face_ops) if allowed is None else allowed
         try:
