@@ -267,7 +267,7 @@ def body_anchors(
         if not (np.any(p != q) and (body.held(p, zone) or body.held(q, zone))) and not body.held(p)
     ]  # fmt: skip
     if not any(np.any(controls.src[i] != controls.dst[i]) for i in keep):
-        raise MissingLandmarks(f"op {op}: the body part it edits is covered by or next to another person")
+        raise MissingLandmarks(f"op {op}: the body part it edits is covered by or next to another person (or the own face)")
     src = np.array([controls.src[i] for i in keep])
     dst = np.array([controls.dst[i] for i in keep])
     shift = dst - src
