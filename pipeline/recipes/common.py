@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from detectors.records import PortraitDetections
+from pipeline.recipes import EditRejected
 from warps.field import WarpField
 from warps.landmarks import Landmarks
 from warps.chain import WarpSettings
@@ -24,6 +26,14 @@ class Pasted:
     after: np.ndarray
     region: np.ndarray
     opmask: np.ndarray
+
+    def region_box(self, empty_detail: str) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1), inclusive pixel bounds of the region (cv2.boundingRect: no list
+        of its pixels); EditRejected ``empty_region`` with ``empty_detail`` when it is empty."""
+        x, y, w, h = cv2.boundingRect(self.region)
+        if w == 0:
+            raise EditRejected("empty_region", empty_detail)
+        return float(x), float(y), float(x + w - 1), float(y + h - 1)
 
 
 def person_landmarks(detections: PortraitDetections, person_index: int) -> Landmarks:

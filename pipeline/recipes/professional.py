@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-import cv2
 import numpy as np
 
 from detectors.records import PortraitDetections
@@ -90,12 +89,10 @@ class ProfessionalRecipe:
         if plan.field.is_identity:
             raise EditRejected("empty_region", "the chain moves no pixel")
         pasted = paste(photo, plan.field, list(plan.op_fields), self.pro.warp)
-        x, y, w, h = cv2.boundingRect(pasted.region)  # the region's pixel box, without listing its pixels
-        if w == 0:
-            raise EditRejected("empty_region", "the chain moves no pixel by more than the threshold")
+        x0, y0, x1, y1 = pasted.region_box("the chain moves no pixel by more than the threshold")
         height, width = photo.shape[:2]
         box = self._box(detections, target, any(CATALOG[n].group == "body" for n, _ in chain))
-        must = (min(box[0], x), min(box[1], y), max(box[2], x + w - 1), max(box[3], y + h - 1))
+        must = (min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1))
         must = (max(must[0], 0.0), max(must[1], 0.0), min(must[2], width - 1.0), min(must[3], height - 1.0))
         augment = dataclasses.replace(self.pro.augment, target_pixels=self._view_pixels(width, height))
         face = landmarks.face

@@ -128,9 +128,7 @@ class SimulatedRecipe:
             if field.min_jacobian() < sim.warp.min_jacobian:
                 raise EditRejected("fold", "the spatially varying strength folds the field")
         pasted = paste(frame.image, field, op_fields, sim.warp)
-        ys, xs = np.nonzero(pasted.region)
-        if len(xs) == 0:
-            raise EditRejected("empty_region", "the pasted warp moves no pixel by more than the threshold")
+        region_box = pasted.region_box("the pasted warp moves no pixel by more than the threshold")
         return Edit(
             before=frame.image,
             after=pasted.after,
@@ -139,7 +137,7 @@ class SimulatedRecipe:
             field=field,
             records=plan.records,
             frame=frame,
-            must_contain=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+            must_contain=region_box,
             augment=sim.augment,
             face=face,
             face_after=field.forward_points(face),
