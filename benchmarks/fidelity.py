@@ -9,7 +9,7 @@ and pasted as the simulated recipe does (``plan_in_crop`` + ``paste``), ``--view
 
 Baseline, per pair (``pair_ms``): what making a pair cannot avoid once the edit exists:
 ``warpAffine`` of before, after and mask to the view (``apply_image`` x 2, ``apply_mask``),
-two JPEG q95 4:4:4 encodes (``encode_jpeg``) and the PNG mask encode (``encode_png``).
+two JPEG q95 4:4:4 encodes (``encode_jpeg``) and the PNG mask encode (``encode_map_png``).
 
 QA, per call: ``align_err_px`` and ``outside_change`` once per view; ``face_reference``
 (FaceMesh + embedding of ``before``) once per face; per edit ``measure_edit`` in full and
@@ -297,7 +297,7 @@ def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> di
     from warps.catalog import FEATURE_GROUPS
     from warps.field import WarpField
     from warps.measure import detail_ratio
-    from pipeline.imageio import encode_jpeg, encode_png
+    from pipeline.imageio import encode_jpeg, encode_map_png
     from pipeline.seeding import derive_seed
     from pipeline.recipes import EditRejected
     from warps.augment import apply_image, apply_mask
@@ -347,7 +347,7 @@ def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> di
                 view_mask = apply_mask(t, edit.mask, binary=True)
                 encode_jpeg(view_after, config.output.jpeg_quality)
                 encode_jpeg(view_before, config.output.jpeg_quality)
-                encode_png(view_mask)
+                encode_map_png(view_mask)
                 times.setdefault("pair", []).append(1e3 * (time.perf_counter() - start))
                 pixels.append(t.size[0] * t.size[1])
                 timed("align_err_px", lambda: align_err_px(before, after, view_before, view_after, t.matrix, edit.mask))

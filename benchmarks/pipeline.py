@@ -5,8 +5,12 @@ Workloads (fixed; ingest and detection run once first and are not timed):
 - ``--subset simulated``: the sample-corpus portraits the default framing keeps (astronaut,
   grace_hopper, zidane) and their mirror images, 6 sources, ``--edits`` chains per face and
   8 views each, at the default face-centred framing (views of ~1024 px); shards of ~4 edits.
-- ``--subset professional``: bus.jpg and zidane.jpg upscaled 3x (bicubic; 7.9 and 8.3 MP),
-  every applicable professional op at +100 and -100, ``--views`` views each of ~2.2 MP.
+- ``--subset professional``: bus.jpg and zidane.jpg upscaled 3x (bicubic; 7.9 and 8.3 MP), the
+  shape of the reference recipe (``params.yaml``'s commented combos: 91 % of its ~12,300 pairs
+  per photo are two-op edits of 8 views): a seeded sample of ``--edits`` (default 27) edits per
+  person of ``--ops-per-edit`` (default 2) applicable professional ops at +-100, ``--views``
+  (default 8) views each of ~2.2 MP. ``--ops-per-edit 1 --views 4 --edits 0`` is the workload
+  of earlier notes (every single op at +-100, 4 views each).
 
 Measured on the same pairs at the same sizes, one thread per process:
 
@@ -52,8 +56,10 @@ PROFESSIONAL_PHOTOS = ("bus", "zidane")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", choices=["simulated", "professional"], default="simulated")
-    parser.add_argument("--edits", type=int, default=4, help="simulated: chains per face")
-    parser.add_argument("--views", type=int, default=4, help="professional: views per edit")
+    parser.add_argument("--edits", type=int, help="simulated: chains per face (default 4); professional: "
+                        "edits per person, a seeded sample (default 27; 0 = all)")
+    parser.add_argument("--views", type=int, default=8, help="professional: views per edit")
+    parser.add_argument("--ops-per-edit", type=int, default=2, help="professional: ops composed per edit")
     parser.add_argument("--memory", action="store_true", help="professional memory and 1-vs-2 workers on one 8K photo")
     parser.add_argument("--pairs", default="500,5000", help="--memory: pair counts to compare")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if args.memory:
             result = measure_memory(root, [int(n) for n in args.pairs.split(",")])
         else:
-            result = measure(root, args.subset, edits=args.edits, views=args.views)
+            edits = args.edits if args.edits is not None else (4 if args.subset == "simulated" else 27)
+            result = measure(root, args.subset, edits=edits, views=args.views, ops_per_edit=args.ops_per_edit)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -101,7 +108,7 @@ def make_photos(folder: Path, names: tuple[str, ...], factor: float, mirrored: b
     return written
 
 
-def _config(subset: str, *, edits: int, views: int, workers: int = 1) -> Any:
+def _config(subset: str, *, edits: int, views: int, ops_per_edit: int, workers: int = 1) -> Any:
     from pipeline.config import MirrorsetConfig, with_overrides
 
     settings: dict[str, Any] = {"cluster.num_workers": workers}
@@ -109,12 +116,13 @@ def _config(subset: str, *, edits: int, views: int, workers: int = 1) -> Any:
         settings.update({"simulated.edits_per_face": edits, "output.shard_target_bytes": 4 * 8 * 2 * 380_000,
                          "output.edits_per_run": 2})  # fmt: skip
     else:
-        settings.update({"professional.combos": [{"size": 1, "views": views, "max_edits": None}],
+        combo = {"size": ops_per_edit, "views": views, "max_edits": edits or None}
+        settings.update({"professional.combos": [combo],
                          "output.shard_target_bytes": 12 * views * 2 * 1_000_000, "output.edits_per_run": 4})  # fmt: skip
     return with_overrides(MirrorsetConfig(), settings)
 
 
-def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any]:
+def measure(root: Path, subset: str, *, edits: int, views: int, ops_per_edit: int) -> dict[str, Any]:
     from pipeline.build import build
     from pipeline.config import ClusterConfig
 
@@ -122,7 +130,7 @@ def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any
         photos = make_photos(root / "photos", SIMULATED_PHOTOS, 1.0, mirrored=True)
     else:
         photos = make_photos(root / "photos", PROFESSIONAL_PHOTOS, 3.0, mirrored=False)
-    config = _config(subset, edits=edits, views=views)
+    config = _config(subset, edits=edits, views=views, ops_per_edit=ops_per_edit)
     prepared = str(root / "prepared")
     build(str(root / "photos"), prepared, config, subsets=[], progress=False)  # ingest + detect, untimed
     runs = {}
@@ -138,6 +146,7 @@ def measure(root: Path, subset: str, *, edits: int, views: int) -> dict[str, Any
     detect_s = _detect_seconds_per_photo(photos, config)
     return {
         "subset": subset,
+        "workload": {"edits": edits, "views": views, "ops_per_edit": ops_per_edit} if subset == "professional" else {"edits": edits},
         "sources": len(photos),
         "pairs": pairs,
         "mean_pair_megapixels": runs[1]["mean_mp"],
@@ -238,7 +247,7 @@ def _floor_seconds(out: str, subset: str) -> tuple[float, float]:
     import pandas as pd
 
     from manifests.storage import Store
-    from pipeline.imageio import decode_image, encode_jpeg, encode_png
+    from pipeline.imageio import decode_image, encode_jpeg, encode_map_png
 
     cv2.setNumThreads(1)
     store = Store(out)
@@ -260,7 +269,7 @@ def _floor_seconds(out: str, subset: str) -> tuple[float, float]:
         image = decoded[pair["source_id"]]
         encode_jpeg(warp(image, pair), 95)
         encode_jpeg(warp(image, pair), 95)
-        encode_png(warp(masks[pair["source_id"]], pair))
+        encode_map_png(warp(masks[pair["source_id"]], pair))
     floor = time.perf_counter() - start
     start = time.perf_counter()
     for pair in pairs:

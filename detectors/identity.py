@@ -10,8 +10,10 @@ vector; larger is more similar).
   ``face-recognition-models`` distribution ships. The files are located with
   ``importlib.util.find_spec`` without importing that package (its ``__init__`` needs
   ``pkg_resources``). dlib's 5-point shape predictor is run in a box derived from the
-  landmarks (placed like dlib's own frontal detector box), then the ResNet embeds dlib's
-  150 px aligned chip. Single-threaded.
+  landmarks (placed like dlib's own frontal detector box), dlib cuts its 150 px aligned chip,
+  and the ResNet's weights, read from the same ``.dat`` (:mod:`detectors.dlib_resnet`), embed
+  it in ONNX Runtime: dlib's own vector to within 1e-6, about 10x faster than dlib's BLAS-less
+  build (7 vs 74 ms on one core). Single-threaded.
 - :class:`OnnxEmbedder`: an insightface-style ArcFace ONNX model from a configured path
   (never downloaded): 5 points from the mesh (eye centres, nose tip, mouth corners) are
   aligned to the ArcFace 112 px template, the chip is fed as RGB (x - 127.5) / 127.5 NCHW.
@@ -27,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detectors.dlib_resnet import CHIP_SIZE, build_onnx, normalise
 from detectors.geometry import check_rgb
 from detectors.modelfiles import model_id
 from detectors.records import ModelId
@@ -36,6 +39,8 @@ from warps.catalog import LEFT_EYE, RIGHT_EYE
 DLIB_MODELS_PACKAGE = "face_recognition_models"
 DLIB_SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+#: dlib's chip for the ResNet: ``get_face_chip`` padding, as ``compute_face_descriptor`` uses.
+CHIP_PADDING = 0.25
 #: dlib's frontal detector box relative to the FaceMesh box (measured on astronaut,
 #: grace_hopper and zidane): a square of this many mesh widths, centred horizontally,
 #: its centre this fraction of the mesh height below the mesh top.
@@ -119,7 +124,7 @@ class DlibEmbedder:
             model_id(DLIB_RESNET.removesuffix(".dat"), folder / DLIB_RESNET),
         )
         self._predictor = dlib.shape_predictor(str(folder / DLIB_SHAPE_PREDICTOR))
-        self._resnet = dlib.face_recognition_model_v1(str(folder / DLIB_RESNET))
+        self._resnet = onnx_session(build_onnx(folder / DLIB_RESNET))
 
     def embed(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """(128,) float32 unit embedding of the face at ``landmarks`` (>= 468, 2) in ``rgb``."""
@@ -128,8 +133,10 @@ class DlibEmbedder:
         check_rgb(rgb)
         if self._resnet is None:
             raise RuntimeError("DlibEmbedder.embed called before load()")
-        shape = self._predictor(np.ascontiguousarray(rgb), dlib.rectangle(*dlib_box(landmarks)))
-        vector = np.array(self._resnet.compute_face_descriptor(np.ascontiguousarray(rgb), shape), np.float64)
+        rgb = np.ascontiguousarray(rgb)
+        shape = self._predictor(rgb, dlib.rectangle(*dlib_box(landmarks)))
+        chip = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        vector = np.asarray(self._resnet.run(None, {"chip": normalise(chip)})[0], np.float64).ravel()
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
     def close(self) -> None:
@@ -152,13 +159,8 @@ class OnnxEmbedder:
         return self._models
 
     def load(self) -> None:
-        import onnxruntime
-
         self._models = (model_id(self.name, self.path),)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(self.path.read_bytes())
         self._input = self._session.get_inputs()[0].name
 
     def chip(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -183,6 +185,16 @@ class OnnxEmbedder:
 
     def close(self) -> None:
         self._session = None
+
+
+def onnx_session(model: bytes):
+    """A single-threaded CPU ONNX Runtime session for a serialized model."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _mesh(landmarks: np.ndarray) -> np.ndarray:

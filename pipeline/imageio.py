@@ -217,6 +217,34 @@ def encode_png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def encode_map_png(array: np.ndarray) -> bytes:
+    """Lossless 8-bit greyscale PNG of an (H, W) uint8 label or mask map, written directly:
+    every row unfiltered (PNG filter type 0), the image data through the standard library's
+    zlib at :data:`PNG_COMPRESSION_LEVEL`; deterministic bytes, no metadata chunks.
+
+    Every pair carries four such maps, mostly constant. Pillow's encoder tries all five PNG
+    filters on every row, which costs more than the compression itself: at 1504 x 1472 it
+    takes 4.5-8.4 ms per map against 2.7 ms here, for about as many bytes. Photos keep
+    :func:`encode_png`, where filtering pays for itself.
+    """
+    if array.dtype != np.uint8 or array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"encode_map_png needs a non-empty uint8 (H, W) map, got {array.dtype} {array.shape}")
+    height, width = array.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # a leading 0 per row: filter type "None"
+    rows[:, 1:] = array
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return b"".join((
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", header),
+        _png_chunk(b"IDAT", zlib.compress(rows.data, PNG_COMPRESSION_LEVEL)),
+        _png_chunk(b"IEND", b""),
+    ))  # fmt: skip
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
 def encode_webp_lossless(rgb: np.ndarray) -> bytes:
     """Lossless WebP of an (H, W, 3) uint8 RGB image at effort :data:`WEBP_LOSSLESS_EFFORT`
     (Pillow/libwebp ``method``, ``quality``); deterministic bytes, no metadata."""

@@ -64,6 +64,10 @@ class RegionMap:
         }
 
 
+#: Pixels per np.bincount call in :func:`region_counts`.
+_COUNT_CHUNK = 1 << 20
+
+
 def region_index(shape: tuple[int, int], face: np.ndarray | None, pose: np.ndarray | None,
                  pose_visible: np.ndarray | None) -> np.ndarray:  # fmt: skip
     """(h, w) uint8 region ids drawn from ``face`` (478, 2) and ``pose`` (33, 2) in that frame."""
@@ -77,13 +81,25 @@ def region_index(shape: tuple[int, int], face: np.ndarray | None, pose: np.ndarr
     return index
 
 
-def region_map(field: WarpField, index: np.ndarray, face: np.ndarray | None, pose: np.ndarray | None) -> RegionMap:
+def region_counts(index: np.ndarray) -> np.ndarray:
+    """Pixels per region id of ``index`` (id 0, no region, first). Counted a million pixels at a
+    time: ``np.bincount`` widens its input to int64, 340 MB for a whole 43 MP photo at once."""
+    flat = index.reshape(-1)
+    counts = np.zeros(len(REGIONS) + 1, np.int64)
+    for start in range(0, flat.size, _COUNT_CHUNK):
+        counts += np.bincount(flat[start : start + _COUNT_CHUNK], minlength=len(counts))
+    return counts
+
+
+def region_map(field: WarpField, index: np.ndarray, face: np.ndarray | None, pose: np.ndarray | None,
+               counts: np.ndarray | None = None) -> RegionMap:  # fmt: skip
     """Signed, normalised displacement per region of ``index`` under ``field`` (module docstring).
 
     Cost follows the field's box: the field is the identity outside it, so only the box's
-    pixels add displacement; region sizes come from one count over the whole index.
+    pixels add displacement; region sizes are ``counts`` (:func:`region_counts` of ``index``,
+    counted here when None; pass them when many edits share one index).
     """
-    counts = np.bincount(index.ravel(), minlength=len(REGIONS) + 1)
+    counts = region_counts(index) if counts is None else counts
     sums = np.zeros(len(counts))
     growth = np.zeros(len(counts))
     if not field.is_identity:

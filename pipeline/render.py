@@ -22,7 +22,7 @@ import numpy as np
 from detectors.gates import inter_ocular
 from manifests.digests import sha256_hex
 from manifests.schema import QA_FIELDS, group_key, image_ext, pair_key
-from pipeline.imageio import encode_image, encode_jpeg, encode_png
+from pipeline.imageio import encode_image, encode_jpeg, encode_map_png
 from pipeline.recipes import Edit, EditRejected
 from pipeline.regions import RegionMap
 from warps.augment import AugmentError, SpatialTransform, apply_image, sample_transform, transform_points
@@ -199,10 +199,10 @@ def render_view(
         f"after.{ext}": _encode(pixels.after, context),
         f"before.{ext}": _encode(pixels.before, context),
         "json": json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(),
-        "mask.png": encode_png(mask),
-        "opmask.png": encode_png(opmask),
-        "regions.png": encode_png(pixels.regions),
-        "strength.png": encode_png(pixels.strength),
+        "mask.png": encode_map_png(mask),
+        "opmask.png": encode_map_png(opmask),
+        "regions.png": encode_map_png(pixels.regions),
+        "strength.png": encode_map_png(pixels.strength),
     }
     digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {

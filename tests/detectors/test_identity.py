@@ -11,7 +11,16 @@ import cv2
 import numpy as np
 import pytest
 
-from detectors.identity import DlibEmbedder, OnnxEmbedder, dlib_model_dir, identity_similarity
+from detectors.dlib_resnet import build_onnx
+from detectors.identity import (
+    DLIB_RESNET,
+    DLIB_SHAPE_PREDICTOR,
+    DlibEmbedder,
+    OnnxEmbedder,
+    dlib_box,
+    dlib_model_dir,
+    identity_similarity,
+)
 from detectors.portrait import PortraitDetector
 from pipeline.alignment import align_face
 from pipeline.imageio import load_image
@@ -69,6 +78,29 @@ def test_model_files_are_found_without_importing_their_package_and_named_by_sha2
     for model in embedder.models:
         assert Path(model.path).parent == dlib_model_dir().resolve()
         assert model.sha256 == hashlib.sha256(Path(model.path).read_bytes()).hexdigest()
+
+
+def test_embedding_is_dlibs_own_descriptor(embedder: DlibEmbedder, people: dict) -> None:
+    """The ResNet read from dlib's file and run in ONNX Runtime gives dlib's own vector, face by face."""
+    import dlib
+
+    folder = dlib_model_dir()
+    predictor = dlib.shape_predictor(str(folder / DLIB_SHAPE_PREDICTOR))
+    resnet = dlib.face_recognition_model_v1(str(folder / DLIB_RESNET))
+    for photo, face in people.values():
+        shape = predictor(photo, dlib.rectangle(*dlib_box(face)))
+        expected = np.array(resnet.compute_face_descriptor(photo, shape))
+        expected /= np.linalg.norm(expected)
+        np.testing.assert_allclose(embedder.embed(photo, face), expected, atol=2e-6)
+
+
+def test_a_file_that_is_not_the_resnet_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="found 0 convolutions"):
+        build_onnx(dlib_model_dir() / DLIB_SHAPE_PREDICTOR)
+    truncated = tmp_path / "truncated.dat"
+    truncated.write_bytes((dlib_model_dir() / DLIB_RESNET).read_bytes()[: 10**6])
+    with pytest.raises(ValueError, match="truncated file"):
+        build_onnx(truncated)
 
 
 def test_same_person_scores_clearly_above_different_people(embedder: DlibEmbedder, people: dict, different: list) -> None:

@@ -10,6 +10,7 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
@@ -24,6 +25,7 @@ from pipeline.imageio import (
     decode_image,
     encode_image,
     encode_jpeg,
+    encode_map_png,
     encode_png,
     encode_webp_lossless,
     load_image,
@@ -402,6 +404,27 @@ def test_png_and_webp_are_lossless_and_deterministic(hopper):
         assert data == encode(array.copy())
         decoded = decode_image(data)
         np.testing.assert_array_equal(decoded if array.ndim == 3 else decoded[..., 0], array)
+
+
+def test_map_png_is_a_lossless_greyscale_png_every_decoder_reads(hopper):
+    """Label maps and masks written by hand read back exactly through Pillow, OpenCV and our
+    decoder, at odd sizes and for photo content, with deterministic bytes."""
+    gray = np.array(Image.open(SAMPLES["camera"]))
+    labels = (gray // 37).astype(np.uint8)  # a few large regions, like the region map
+    mask = np.where(cv2.GaussianBlur(gray, (0, 0), 3) > 140, 255, 0).astype(np.uint8)
+    for array in (gray, labels, mask, hopper[:, :333, 1], np.zeros((1, 1), np.uint8), np.full((7, 3), 255, np.uint8)):
+        data = encode_map_png(array)
+        assert data == encode_map_png(array.copy())
+        image = Image.open(io.BytesIO(data))
+        assert (image.format, image.mode, image.size) == ("PNG", "L", array.shape[::-1])
+        np.testing.assert_array_equal(np.array(image), array)
+        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), array)
+        np.testing.assert_array_equal(decode_image(data, limits=DecodeLimits(min_side=1))[..., 0], array)
+    # Mostly constant maps stay small: about what Pillow's filtered encoder writes.
+    assert len(encode_map_png(labels)) < 1.5 * len(encode_png(labels))
+    for wrong in (hopper, gray.astype(np.int16), np.zeros((0, 4), np.uint8)):
+        with pytest.raises(ValueError, match="encode_map_png"):
+            encode_map_png(wrong)
 
 
 def test_encode_image_dispatch_and_extensions(hopper):

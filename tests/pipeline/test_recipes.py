@@ -14,7 +14,7 @@ from pipeline.alignment import align_face
 from pipeline.config import MirrorsetConfig, with_overrides
 from pipeline.framing import FramingRejected, crop_frame, face_frame, photo_frame
 from pipeline.recipes import EditRejected, recipe_for
-from pipeline.regions import region_index, region_map
+from pipeline.regions import region_counts, region_index, region_map
 from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view
 from pipeline.seeding import derive_seed
 from warps.augment import SpatialTransform, apply_image, transform_points
@@ -250,3 +250,15 @@ def test_region_maps_name_the_features_an_op_moves(detected: dict) -> None:
     shrink = plan_chain(photo.shape[:2], Landmarks(face=face), [OpCall("eye_size", -100)])
     found = dict(zip(*(lambda m: (m.names, m.values))(region_map(shrink.field, index, face, None))))
     assert found["right_eye"] < -0.15 and found["left_eye"] < -0.15
+
+
+def test_region_sizes_are_counted_in_chunks_exactly(detected: dict) -> None:
+    """Chunked counting (flat memory at 8K) gives every region's exact size, across chunk edges."""
+    photo, detections, _ = detected["astronaut"]
+    face = detections.faces[0].landmarks[:, :2].astype(float) * 3  # a 1536^2 frame: 2.25 chunks
+    index = region_index((photo.shape[0] * 3, photo.shape[1] * 3), face, None, None)
+    assert index.size > 2 * (1 << 20)
+    counts = region_counts(index)
+    assert counts.sum() == index.size and counts[1:].sum() > 0
+    for region_id, count in enumerate(counts):
+        assert count == np.count_nonzero(index == region_id)

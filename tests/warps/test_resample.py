@@ -3,12 +3,14 @@ resampling starts, detail kept by the kernel (warps.measure.detail_ratio), on re
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from warps.catalog import OpCall
 from warps.field import Resampling, WarpField
-from warps.measure import detail_ratio
+from warps.measure import DETAIL_MIN_PIXELS, detail_ratio
 
 DEFAULT = Resampling()
 PLAIN = Resampling(DEFAULT.kernel, 0.0, 0.0)  # every pixel of the box resampled
@@ -72,6 +74,21 @@ def test_lanczos_keeps_detail_that_bilinear_loses(shift, sample_faces):
     assert lanczos.pixels == size[0] * size[1]
     assert abs(lanczos.ratio - 1) <= 0.05, lanczos
     assert detail_ratio(before, field.apply(before, Resampling("linear")), field).ratio < 0.9
+
+
+def test_detail_of_a_few_pixels_is_not_measured_but_still_pooled(sample_faces):
+    """A ratio over fewer than DETAIL_MIN_PIXELS moved rigid pixels is nan (a handful of edge
+    pixels decide it); its energies are still reported for pooling."""
+    before = sample_faces[1].base
+    h, w = before.shape[:2]
+    for side in (8, 15, 16, 40):
+        roi = (w // 2, h // 2, w // 2 + side, h // 2 + side)
+        field = WarpField.from_displacement((h, w), roi, np.full((side, side), 0.5, np.float32),
+                                            np.full((side, side), 0.5, np.float32))  # fmt: skip
+        measured = detail_ratio(before, field.apply(before), field)
+        assert measured.pixels == side * side
+        assert measured.after_energy > 0 and measured.before_energy > 0
+        assert math.isnan(measured.ratio) == (side * side < DETAIL_MIN_PIXELS), (side, measured)
 
 
 def _pooled(measures) -> float:
