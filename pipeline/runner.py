@@ -274,6 +274,8 @@ class _ShardWriter:
                 self._reject(run, edit_index, None, attempt, "timeout", str(exc))
             except (Exception, MemoryError) as exc:  # one edit never stops a shard: recorded, then the next attempt
                 self._reject(run, edit_index, None, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
+                if fixed is None and not self.recipe.random_edits:
+                    return None  # a fixed edit would fail the same way again
         return None
 
     def _measured_edit(self, run: Run, photo: np.ndarray, detections: PortraitDetections, target: Target,

@@ -20,7 +20,8 @@ from warps.solve import DEFAULT_STEP, solve_backward
 
 
 class FoldError(ValueError):
-    """An op breaks the Jacobian limits (folds, tears or pinches) even at strength +-1."""
+    """An op breaks the Jacobian limits (folds, tears or pinches) even at strength +-1, or
+    its field cannot carry the landmarks the next op reads (no point maps onto one)."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ def plan_chain(
 
     Strength-0 calls add the identity. An op whose field breaks a Jacobian limit (see
     WarpSettings) is clamped to the largest integer |strength| of the same sign that does
-    not (bisection); FoldError if even +-1 does. MissingLandmarks (a ValueError) if an
-    op's landmarks are absent.
+    not (bisection); FoldError if even +-1 does, or if a field cannot carry the landmarks
+    (not invertible at one). MissingLandmarks (a ValueError) if an op's landmarks are absent.
     ``window``: the image is a window onto a larger one (see ``solve_backward``).
     """
     shape = (int(shape[0]), int(shape[1]))
@@ -159,7 +160,10 @@ def plan_chain(
         if op_field.is_identity:
             continue
         field = field.then(op_field)
-        current = current.mapped(op_field.forward_points)
+        try:
+            current = current.mapped(op_field.forward_points)
+        except RuntimeError as exc:  # the field is not invertible at a landmark
+            raise FoldError(f"op {call.name} at {applied}: cannot carry the landmarks through its field: {exc}") from exc
     return ChainPlan(field, current, tuple(records), settings.region_threshold_px, tuple(op_fields))
 
 

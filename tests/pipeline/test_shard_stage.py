@@ -141,6 +141,24 @@ def test_a_professional_edit_failing_qa_is_not_redone(store: Store, detected: di
     assert all(0.9 < dict(m)["identity_sim"] <= 1.0 for m in rejects.measurements)
 
 
+def test_a_professional_edit_that_crashes_is_recorded_once(store: Store, detected: dict, monkeypatch) -> None:
+    """An unexpected error in a fixed edit would repeat identically: one internal_error row
+    per edit, no second attempt, and the shard goes on."""
+    stage, task = _professional(store, detected, edits=2, views=2)
+    made = []
+
+    def crashes(*args):
+        made.append(args[3])
+        raise ArithmeticError("forced")
+
+    monkeypatch.setattr(stage._recipe, "make_edit", crashes)
+    summary = stage.run_shard(task)
+    assert (summary.pairs, summary.planned) == (0, 4) and made == [0, 1]
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(rejects.reason) == ["internal_error"] * 2 and list(rejects.attempt) == [0, 0]
+    assert set(rejects.detail) == {"ArithmeticError: forced"}
+
+
 def test_a_failed_professional_view_draw_is_retried_on_the_same_edit(store: Store, detected: dict, monkeypatch) -> None:
     stage, task = _professional(store, detected, edits=1, views=2)
     made, draws = [], []

@@ -26,6 +26,7 @@ from warps.chain import (
     sample_chain,
     solve_op,
 )
+from warps.field import WarpField
 
 FINE = WarpSettings(grid_step=4)
 ALL_OPS = sorted(CATALOG)
@@ -174,6 +175,19 @@ def test_op_that_folds_at_strength_one_raises(astronaut, monkeypatch):
     monkeypatch.setitem(CATALOG, "eye_size", dataclasses.replace(CATALOG["eye_size"], magnitude_neg=300.0))
     with pytest.raises(FoldError, match="eye_size breaks the Jacobian limits even at strength -1"):
         plan_chain(image.shape[:2], lm, [OpCall("eye_size", -100)])
+
+
+def test_a_field_that_cannot_carry_the_landmarks_is_a_fold_not_a_crash(astronaut, monkeypatch):
+    """When forward_points cannot invert an op's field at a landmark, the chain raises
+    FoldError (a recorded rejection), not the RuntimeError that became an internal error."""
+    image, lm = astronaut
+
+    def diverges(self, points, **_):
+        raise RuntimeError("forward_points did not converge for 1 point(s) (residual 1.36 px after 50 steps)")
+
+    monkeypatch.setattr(WarpField, "forward_points", diverges)
+    with pytest.raises(FoldError, match="eye_size at 100: cannot carry the landmarks through its field"):
+        plan_chain(image.shape[:2], lm, [OpCall("eye_size", 100), OpCall("mouth_width", 100)])
 
 
 def test_missing_landmarks_and_bad_calls_raise(astronaut, bus_person):
