@@ -15,7 +15,7 @@ Workloads (fixed; ingest and detection run once first and are not timed):
 Measured on the same pairs at the same sizes, one thread per process:
 
 - build: the shard stage alone (read photo + detections once per run, make the edit, draw the
-  views, warp, encode JPEG q95 4:4:4 + both mask PNGs + JSON, write tar, parts, marker) on Ray
+  views, warp, encode JPEG q95 4:4:4 + the four map PNGs + JSON, write tar, parts, marker) on Ray
   with 1 worker and with 2 workers, one CPU each, timed from the first shard's start to the
   last shard's end as the workers report them (actor start-up reported apart);
 - floor (``ratio_to_floor``, the target): the irreducible work of the same pairs: decode each

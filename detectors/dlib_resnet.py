@@ -25,6 +25,7 @@ into the convolution before them.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,19 +106,24 @@ def build_onnx(path: str | Path) -> bytes:
     convs, fc = read_layers(path)
     nodes: list = []
     weights: list = []
-    counter = iter(range(10**6))
+    counter = itertools.count()
 
     def fresh(prefix: str) -> str:
         return f"{prefix}{next(counter)}"
 
-    def conv(x: str, layer: Conv, relu: bool) -> str:
+    def relu(x: str) -> str:
+        y = fresh("relu")
+        nodes.append(helper.make_node("Relu", [x], [y]))
+        return y
+
+    def conv(x: str, layer: Conv, activate: bool) -> str:
         w, b, y = fresh("w"), fresh("b"), fresh("conv")
         weights.extend([numpy_helper.from_array(layer.weight.astype(np.float32), w),
                         numpy_helper.from_array(layer.bias.astype(np.float32), b)])  # fmt: skip
         kernel = layer.weight.shape[2]
         nodes.append(helper.make_node("Conv", [x, w, b], [y], kernel_shape=[kernel, kernel],
                                       strides=[layer.stride] * 2, pads=[layer.padding] * 4))  # fmt: skip
-        return _relu(nodes, y, fresh) if relu else y
+        return relu(y) if activate else y
 
     def pad(x: str, channels: int, size: int, to_channels: int, to_size: int) -> str:
         if (channels, size) == (to_channels, to_size):
@@ -130,7 +136,7 @@ def build_onnx(path: str | Path) -> bytes:
 
     layers = iter(convs)
     stem = next(layers)
-    x = conv("chip", stem, relu=True)
+    x = conv("chip", stem, activate=True)
     size = _out_size(CHIP_SIZE, stem.weight.shape[2], stem.stride, stem.padding)
     pooled = fresh("maxpool")
     nodes.append(helper.make_node("MaxPool", [x], [pooled], kernel_shape=[3, 3], strides=[2, 2]))
@@ -138,7 +144,7 @@ def build_onnx(path: str | Path) -> bytes:
     for level, (filters, blocks) in enumerate(LEVELS):
         for block in range(blocks):
             first, second = next(layers), next(layers)
-            branch = conv(conv(x, first, relu=True), second, relu=False)
+            branch = conv(conv(x, first, activate=True), second, activate=False)
             branch_size = _out_size(_out_size(size, 3, first.stride, first.padding), 3, 1, second.padding)
             shortcut, shortcut_size = x, size
             if level > 0 and block == 0:
@@ -149,7 +155,7 @@ def build_onnx(path: str | Path) -> bytes:
             nodes.append(helper.make_node("Add", [pad(branch, filters, branch_size, filters, out_size),
                                                   pad(shortcut, channels, shortcut_size, filters, out_size)],
                                           [summed]))  # fmt: skip
-            x, size, channels = _relu(nodes, summed, fresh), out_size, filters
+            x, size, channels = relu(summed), out_size, filters
     pooled, flat = fresh("gap"), fresh("flat")
     nodes.append(helper.make_node("GlobalAveragePool", [x], [pooled]))
     nodes.append(helper.make_node("Flatten", [pooled], [flat]))
@@ -176,14 +182,6 @@ def normalise(chip: np.ndarray) -> np.ndarray:
 
 def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
-
-
-def _relu(nodes: list, x: str, fresh) -> str:
-    from onnx import helper
-
-    y = fresh("relu")
-    nodes.append(helper.make_node("Relu", [x], [y]))
-    return y
 
 
 class _Reader:
