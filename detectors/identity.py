@@ -12,7 +12,7 @@ vector; larger is more similar).
   ``pkg_resources``). dlib's 5-point shape predictor is run in a box derived from the
   landmarks (placed like dlib's own frontal detector box), dlib cuts its 150 px aligned chip,
   and the ResNet's weights, read from the same ``.dat`` (:mod:`detectors.dlib_resnet`), embed
-  it in ONNX Runtime: dlib's own vector to within 1e-6, about 10x faster than dlib's BLAS-less
+  it in ONNX Runtime: dlib's own vector to within 2e-6, about 10x faster than dlib's BLAS-less
   build (7 vs 74 ms on one core). Single-threaded.
 - :class:`OnnxEmbedder`: an insightface-style ArcFace ONNX model from a configured path
   (never downloaded): 5 points from the mesh (eye centres, nose tip, mouth corners) are
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -187,7 +188,7 @@ class OnnxEmbedder:
         self._session = None
 
 
-def onnx_session(model: bytes):
+def onnx_session(model: bytes) -> Any:
     """A single-threaded CPU ONNX Runtime session for a serialized model."""
     import onnxruntime
 
