@@ -11,12 +11,14 @@ Baseline, per pair (``pair_ms``): what making a pair cannot avoid once the edit 
 ``warpAffine`` of before, after and mask to the view (``apply_image`` x 2, ``apply_mask``),
 two JPEG q95 4:4:4 encodes (``encode_jpeg``) and the PNG mask encode (``encode_map_png``).
 
-QA, per call: ``align_err_px`` and ``outside_change`` once per view; ``face_reference``
-(FaceMesh + embedding of ``before``) once per face; per edit ``measure_edit`` in full and
-its parts (``jacobian``: fold count and extreme determinants, ``collateral`` = ``forward_points`` of the 478 landmarks,
-``redetect`` = FaceMesh on ``after``, ``flow_track`` = ``track_points``, ``detail_ratio``,
+QA, per call, as the build calls it (``FidelityModels(diagnostics=False)``): ``align_err_px``
+and ``outside_change`` once per view; ``face_reference`` (embedding of ``before``) once per
+face; per edit ``measure_edit`` in full and its parts (``jacobian``: fold count and extreme
+determinants, ``collateral`` = ``forward_points`` of the 478 landmarks, ``follow`` =
+``follow_landmarks`` (``realized_ratio``), ``detail_ratio``,
 ``embed`` = identity embedding of ``after``, ``codec_noise`` = JPEG round trip of ``before``
-around the edit, the divisor of every view's ``outside_change``). ``qa_per_pair_ms``
+around the edit, the divisor of every view's ``outside_change``), and the diagnostics the build
+skips (``redetect`` = FaceMesh on ``after``, ``flow_track`` = ``track_points``). ``qa_per_pair_ms``
 amortises per-edit work over the views and per-face work over edits x views, as the build
 would call them.
 ``qa_over_pair`` = qa_per_pair_ms / pair_ms. All times are medians over the calls (robust
@@ -27,14 +29,16 @@ of faces found in astronaut, grace_hopper, zidane, bus, t1 and insightface's
 Tom_Hanks_54745.png), the same person (astronaut, grace_hopper, zidane: mirrored, half and
 1.5x size, turned 10 degrees, JPEG q50) and strong edits (each simulated op at +-100 and
 three 3-op chains at +-100, planned in the 1024^2 crop frame and pasted as the build does).
-``--realized`` instead prints ``realized_ratio`` per simulated op at +100 and -100 as three
+``--realized`` instead prints ``realized_ratio`` per simulated op at +100 and -100 as four
 readers see it, on every face of astronaut, grace_hopper, zidane and t1 with an inter-ocular
 distance of at least 40 px, each photo scaled (bicubic / area) so that face's is
 ``REALIZED_IOD_PX`` (the simulated framing draws 100-200), the op planned in the 1024^2 crop
-frame and pasted as the build does: FaceMesh re-detection (the contract column), dlib's 68-point
-shape predictor (``face-recognition-models``; an independent detector, placed in the same
-dlib box as the identity embedder; planned motion = its ``before`` points carried by the
-field) and DIS flow tracking (``realized_ratio_flow``: image evidence, no face prior).
+frame and pasted as the build does: ``follow_landmarks`` (the contract column: each moving
+landmark re-found by Lucas-Kanade tracking at a fixed face scale), FaceMesh re-detection
+(``realized_ratio_mesh``), dlib's 68-point shape predictor (``face-recognition-models``; an
+independent detector, placed in the same dlib box as the identity embedder; planned motion =
+its ``before`` points carried by the field) and DIS flow tracking (``realized_ratio_flow``:
+dense image evidence).
 The last line printed is one JSON object.
 """
 
@@ -97,16 +101,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def measure(*, edits: int, views: int) -> dict[str, Any]:
+    from detectors.face_mesh import FaceMeshDetector
     from detectors.portrait import PortraitDetector
     from pipeline.fidelity import FidelityModels
 
     cv2.setNumThreads(1)
     photos = _photos()
     out: dict[str, Any] = {"edits_per_photo": edits, "views": views, "photos": list(PHOTOS), "sizes": {}}
-    with PortraitDetector() as detector, FidelityModels() as models:
-        for size, pixels in SIZES.items():
-            scenes = [_scene(photo, pixels, detector) for photo in photos]
-            out["sizes"][size] = _measure_size(scenes, models, edits, views)
+    mesh = FaceMeshDetector(refine_landmarks=True)  # for the diagnostic ``redetect`` only
+    mesh.load()
+    try:
+        with PortraitDetector() as detector, FidelityModels(diagnostics=False) as models:  # as the build
+            for size, pixels in SIZES.items():
+                scenes = [_scene(photo, pixels, detector) for photo in photos]
+                out["sizes"][size] = _measure_size(scenes, models, mesh, edits, views)
+    finally:
+        mesh.close()
     out["measured"] = ("one core, medians; pair = warpAffine x3 + 2 JPEG q95 4:4:4 + PNG mask at the view size; "
                        "QA per call, amortised per pair (per edit / views, per face / (edits x views))")  # fmt: skip
     return out
@@ -192,7 +202,8 @@ def realized_by_reader() -> dict[str, dict[str, float]]:
 
     config = MirrorsetConfig()
     names = [spec.name for spec in ops_for_subset("simulated")]
-    gains: dict[str, dict[str, list[float]]] = {r: {n: [] for n in names} for r in ("facemesh", "dlib68", "flow")}
+    readers = ("follow", "facemesh", "dlib68", "flow")
+    gains: dict[str, dict[str, list[float]]] = {r: {n: [] for n in names} for r in readers}
     paths = {p.name: p.path for p in sample_paths()}
     with PortraitDetector() as detector, FidelityModels() as models:
         for photo_name in REALIZED_PHOTOS:
@@ -217,7 +228,8 @@ def realized_by_reader() -> dict[str, dict[str, float]]:
                             continue
                         qa = models.measure_edit(reference, image, edit.after, edit.field, edit.mask, [name])
                         planned68 = edit.field.forward_points(before68) - before68
-                        gains["facemesh"][name].append(qa.realized_ratio)
+                        gains["follow"][name].append(qa.realized_ratio)
+                        gains["facemesh"][name].append(qa.realized_ratio_mesh)
                         gains["flow"][name].append(qa.realized_ratio_flow)
                         gains["dlib68"][name].append(motion_gain(planned68, points68(edit.after, face) - before68))
     out = {}
@@ -289,10 +301,11 @@ def _views(edit: Any, size: tuple[int, int], config: Any, seeds: list[int]) -> l
         raise EditRejected(exc.code, exc.detail) from exc
 
 
-def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> dict[str, Any]:
+def _measure_size(scenes: list[dict], models: Any, mesh: Any, edits: int, views: int) -> dict[str, Any]:
+    from detectors.gates import inter_ocular
     from pipeline.config import MirrorsetConfig
     from pipeline.fidelity import allowed_groups, measure_view, moving_landmarks
-    from pipeline.fidelity_geometry import align_err_px, collateral_ratio, track_points
+    from pipeline.fidelity_geometry import align_err_px, collateral_ratio, follow_landmarks, track_points
     from pipeline.fidelity_pixels import codec_noise, outside_change, roi_in_view
     from warps.catalog import FEATURE_GROUPS
     from warps.field import WarpField
@@ -336,7 +349,8 @@ def _measure_size(scenes: list[dict], models: Any, edits: int, views: int) -> di
             timed("jacobian", lambda: WarpField.jacobian.func(field))  # uncached: measure_edit filled the cache
             timed("collateral", lambda: collateral_ratio(lms, field.forward_points(lms), FEATURE_GROUPS,
                                                          allowed_groups(names), target=moving))  # fmt: skip
-            timed("redetect", lambda: models.mesh.detect(after, reference.window))
+            timed("follow", lambda: follow_landmarks(before, after, lms[moving], inter_ocular(lms)))
+            timed("redetect", lambda: mesh.detect(after, reference.window))
             timed("flow_track", lambda: track_points(before, after, lms[moving]))
             timed("detail_ratio", lambda: detail_ratio(before, after, field))
             timed("embed", lambda: models.embedder.embed(after, lms))

@@ -32,8 +32,10 @@ detect, models loaded) / one photo's share of the 1-worker shard time. ``--memor
 upscaled ~8K photo (bus.jpg x7, 5670 x 7560; its largest person only) in fresh processes:
 ``count / 8`` two-op edits of 8 views each, so ``count`` pairs planned (views that fail a QA
 gate become reject rows; ``pairs_built`` says how many were written), for 500 and 5000, and
-reports each process's peak RSS (ingest and detection of the photo included), then times the
-5000-pair shard stage with 1 and 2 workers. The last line printed is one JSON object.
+reports each process's RSS: ``detect_peak_rss_mb`` (ingest and detection of the photo),
+``shard_peak_rss_mb`` (the shard stage alone: the kernel's peak, reset after detection),
+``shard_rss_mb_median`` (the shard stage's RSS sampled every 0.2 s) and ``peak_rss_mb`` (the
+whole process); then times the 5000-pair shard stage with 1 and 2 workers. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -297,23 +299,39 @@ def measure_memory(root: Path, counts: list[int]) -> dict[str, Any]:
 
 
 #: Run in a fresh process: build ``count`` professional pairs of the one photo, report RSS and time.
+#: Peak RSS per stage is the kernel's VmHWM, reset (``/proc/self/clear_refs``) between stages;
+#: a thread samples the current RSS every 0.2 s during the shard stage.
 _MEMORY_SCRIPT = """
-import json, resource, sys, time
+import json, re, resource, sys, threading, time
 from pipeline.build import build
 from pipeline.config import MirrorsetConfig, with_overrides
 photos, out, count, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def status_mb(field):
+    return int(re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
 largest = {"gates.people_policy": "largest"}
 build(photos, out, with_overrides(MirrorsetConfig(), {"cluster.num_workers": 1, **largest}), subsets=[], progress=False)
+detect_peak = status_mb("VmHWM")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
 views = 8
 config = with_overrides(MirrorsetConfig(), {
     **largest, "cluster.num_workers": workers, "cluster.backend": "local" if workers == 1 else "ray",
     "professional.combos": [{"size": 2, "views": views, "max_edits": max(1, count // views)}],
     "output.shard_target_bytes": 200 * 2 * 1_000_000, "output.edits_per_run": 8,
 })
+samples, done = [], threading.Event()
+def sample():
+    while not done.wait(0.2):
+        samples.append(status_mb("VmRSS"))
+threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
 report = build(None, out, config, subsets=["professional"], stage="shards", progress=False)
 seconds = time.perf_counter() - start
+done.set()
 subset = report.subsets[0]
+samples.sort()
 print(json.dumps({"pairs_planned": subset.planned, "pairs_built": subset.pairs, "shard_seconds": seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "detect_peak_rss_mb": detect_peak, "shard_peak_rss_mb": status_mb("VmHWM"),
+                  "shard_rss_mb_median": samples[len(samples) // 2] if samples else None}))
 """

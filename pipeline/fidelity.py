@@ -6,7 +6,7 @@ The manifest columns (a contract, see docs/fidelity.md for definitions and costs
 column                 per       what it measures
 =====================  ========  =========================================================
 ``align_err_px``       view      p99 misalignment of the view against its base, in base pixels
-``realized_ratio``     edit      re-detected (FaceMesh) / planned motion of the moving landmarks
+``realized_ratio``     edit      re-found (tracked) / planned motion of the moving landmarks
 ``collateral_ratio``   edit      largest held-landmark / largest target motion (field-carried)
 ``fold_count``         edit      roi pixels where the applied field folds
 ``min_jacobian``       edit      smallest Jacobian determinant of the applied field
@@ -17,9 +17,9 @@ column                 per       what it measures
 =====================  ========  =========================================================
 
 "Per edit" values are measured once in the base frame and shared by the edit's views
-(the views are affine copies of one before/after); "per face" work (re-detecting and
-embedding ``before``) is done once by :meth:`FidelityModels.face_reference`. NaN means
-"not measurable" (e.g. no face re-detected) and fails no gate.
+(the views are affine copies of one before/after); "per face" work (embedding ``before``)
+is done once by :meth:`FidelityModels.face_reference`. NaN means "not measurable" (e.g. no
+landmark re-found) and fails no gate.
 
 Frames: the *base frame* is the photo frame the edit is pasted in; landmarks are
 (478, 2) float64 pixel (x, y) there; images RGB uint8; masks uint8 (> 0 inside).
@@ -35,10 +35,11 @@ import cv2
 import numpy as np
 
 from detectors.face_mesh import FaceMeshDetector
+from detectors.gates import inter_ocular
 from detectors.geometry import Roi
 from detectors.identity import DlibEmbedder, OnnxEmbedder, identity_similarity
 from detectors.records import ModelId
-from pipeline.fidelity_geometry import align_err_px, collateral_ratio, motion_gain, track_points
+from pipeline.fidelity_geometry import align_err_px, collateral_ratio, follow_landmarks, motion_gain, track_points
 from pipeline.fidelity_pixels import codec_noise, outside_change, roi_in_view
 from warps import catalog
 from warps.catalog import CATALOG, FEATURE_GROUPS, moving_indices
@@ -107,14 +108,17 @@ class EditGeometry:
 class FaceMeasures:
     """Per-edit measures from the models (:meth:`FidelityModels.face_measures`).
 
-    ``collateral_ratio_detected``: the collateral ratio on FaceMesh re-detected landmarks;
-    ``realized_ratio_flow``: the moving landmarks tracked by dense optical flow instead
-    of FaceMesh (image evidence without a face-shape prior). Both are diagnostics.
+    ``realized_ratio``: the moving landmarks re-found in ``after`` by
+    :func:`~pipeline.fidelity_geometry.follow_landmarks`. Diagnostics (NaN unless asked for):
+    ``collateral_ratio_detected`` and ``realized_ratio_mesh``, the same ratios on FaceMesh
+    re-detected landmarks (FaceMesh's face-shape prior holds local edits back), and
+    ``realized_ratio_flow``, the landmarks carried by dense DIS flow.
     """
 
     realized_ratio: float
     identity_sim: float
     collateral_ratio_detected: float
+    realized_ratio_mesh: float
     realized_ratio_flow: float
 
 
@@ -130,6 +134,7 @@ class EditQA:
     detail_ratio: float
     identity_sim: float
     collateral_ratio_detected: float
+    realized_ratio_mesh: float
     realized_ratio_flow: float
     codec_noise: float
 
@@ -143,22 +148,23 @@ class ViewQA:
 
 
 class FidelityModels:
-    """FaceMesh (re-detection) and a face embedder, loaded once per worker.
+    """A face embedder and, for the diagnostic measures, FaceMesh, loaded once per worker.
 
     ``load()`` pins OpenCV to one thread (determinism; one core per Ray worker). The
     default embedder is :class:`DlibEmbedder`; pass an :class:`OnnxEmbedder` for an
-    ArcFace model file.
+    ArcFace model file. ``diagnostics=False`` (the build) leaves FaceMesh out: only the
+    diagnostic measures use it.
     """
 
-    def __init__(self, embedder: DlibEmbedder | OnnxEmbedder | None = None) -> None:
-        self.mesh = FaceMeshDetector(refine_landmarks=True)
+    def __init__(self, embedder: DlibEmbedder | OnnxEmbedder | None = None, *, diagnostics: bool = True) -> None:
+        self.mesh = FaceMeshDetector(refine_landmarks=True) if diagnostics else None
         self.embedder = embedder or DlibEmbedder()
         self._loaded = False
 
     @property
     def models(self) -> tuple[ModelId, ...]:
-        """Every model file used (FaceMesh, then the embedder), with sha256."""
-        return self.mesh.models + self.embedder.models
+        """Every model file used (FaceMesh when loaded, then the embedder), with sha256."""
+        return (self.mesh.models if self.mesh else ()) + self.embedder.models
 
     @property
     def identity_model(self) -> dict[str, str]:
@@ -168,12 +174,14 @@ class FidelityModels:
 
     def load(self) -> None:
         cv2.setNumThreads(1)
-        self.mesh.load()
+        if self.mesh:
+            self.mesh.load()
         self.embedder.load()
         self._loaded = True
 
     def close(self) -> None:
-        self.mesh.close()
+        if self.mesh:
+            self.mesh.close()
         self.embedder.close()
         self._loaded = False
 
@@ -185,12 +193,13 @@ class FidelityModels:
         self.close()
 
     def face_reference(self, before: np.ndarray, landmarks: np.ndarray) -> FaceReference:
-        """Re-detect and embed the face at ``landmarks`` (478, 2) in ``before`` (h, w, 3)."""
+        """Embed (and with FaceMesh loaded, re-detect) the face at ``landmarks`` (478, 2) in
+        ``before`` (h, w, 3)."""
         self._check_loaded()
         landmarks = np.asarray(landmarks, np.float64)[:, :2]
         window = face_window(landmarks)
-        return FaceReference(landmarks, window, self._redetect(before, window),
-                             self.embedder.embed(before, landmarks))  # fmt: skip
+        mesh = self._redetect(before, window) if self.mesh else None
+        return FaceReference(landmarks, window, mesh, self.embedder.embed(before, landmarks))
 
     def measure_edit(
         self,
@@ -212,8 +221,8 @@ class FidelityModels:
 
         ``allowed``: the groups the ops may move (default :func:`allowed_groups`). Body ops
         move no face landmark: they are left out of ``realized_ratio`` and
-        ``collateral_ratio`` (NaN when no face op remains). ``diagnostics=False`` skips the
-        flow-tracked ``realized_ratio_flow`` (NaN), which the build does not store.
+        ``collateral_ratio`` (NaN when no face op remains). ``diagnostics=False`` (the build)
+        skips the diagnostic measures (NaN), which the build does not store.
         """
         geometry, carried = edit_geometry(reference.landmarks, before, after, field, region, op_names,
                                           groups=groups, allowed=allowed, jpeg_quality=jpeg_quality)  # fmt: skip
@@ -234,35 +243,44 @@ class FidelityModels:
         allowed: frozenset[str] | None = None,
         diagnostics: bool = True,
     ) -> FaceMeasures:
-        """The model-based per-edit measures (FaceMesh re-detected on ``after``, the identity
-        embedding of ``after``): the costly part of QA. ``carried``: the reference landmarks
-        carried by ``field`` (:func:`edit_geometry`), None when the map folds."""
+        """The per-edit measures that read ``after`` around the face (the moving landmarks
+        re-found there, its identity embedding; with ``diagnostics``, FaceMesh re-detected on
+        it and DIS flow): the costly part of QA. ``carried``: the reference landmarks carried
+        by ``field`` (:func:`edit_geometry`), None when the map folds."""
         self._check_loaded()
+        if diagnostics and not self.mesh:
+            raise ValueError("diagnostics need FaceMesh: make FidelityModels(diagnostics=True)")
         lms = reference.landmarks
         face_ops = [name for name in op_names if CATALOG[name].reads == "face478"]
         allowed = allowed_groups(face_ops) if allowed is None else allowed
         moving = moving_landmarks(face_ops)
         nan = float("nan")
         planned = None if carried is None else carried[moving] - lms[moving]
-        mesh_after = self._redetect(after, reference.window)
+        measurable = planned is not None and len(moving) > 0 and not field.is_identity
         realized = nan
-        collateral_detected = nan
-        if planned is not None and reference.mesh is not None and mesh_after is not None:
-            realized = motion_gain(planned, mesh_after[moving] - reference.mesh[moving])
-        if reference.mesh is not None and mesh_after is not None:
-            collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
-        flow_realized = nan
-        if diagnostics and planned is not None and len(moving) and not field.is_identity:
-            tracked = track_points(before, after, lms[moving])
-            flow_realized = motion_gain(planned, tracked - lms[moving])
+        if measurable:
+            found = follow_landmarks(before, after, lms[moving], inter_ocular(lms))
+            realized = motion_gain(planned, found - lms[moving])
+        mesh_realized = collateral_detected = flow_realized = nan
+        if diagnostics:
+            mesh_after = self._redetect(after, reference.window)
+            if reference.mesh is not None and mesh_after is not None:
+                collateral_detected = collateral_ratio(reference.mesh, mesh_after, groups, allowed, target=moving)
+                if measurable:
+                    mesh_realized = motion_gain(planned, mesh_after[moving] - reference.mesh[moving])
+            if measurable:
+                flow_realized = motion_gain(planned, track_points(before, after, lms[moving]) - lms[moving])
         return FaceMeasures(
             realized_ratio=realized,
             identity_sim=identity_similarity(reference.embedding, self.embedder.embed(after, lms)),
             collateral_ratio_detected=collateral_detected,
+            realized_ratio_mesh=mesh_realized,
             realized_ratio_flow=flow_realized,
         )
 
     def _redetect(self, rgb: np.ndarray, window: Roi) -> np.ndarray | None:
+        if self.mesh is None:
+            raise RuntimeError("FaceMesh is not loaded (FidelityModels(diagnostics=False))")
         found = self.mesh.detect(rgb, window)
         return None if found is None else found[:, :2]
 

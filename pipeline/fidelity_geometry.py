@@ -91,13 +91,16 @@ def motion_gain(planned: np.ndarray, realized: np.ndarray, *, min_planned_px: fl
     """Least-squares gain g of ``realized ~ g * planned`` over (N, 2) motion vectors.
 
     g = sum(planned . realized) / sum(|planned|^2): 1 when the measured motion equals the
-    plan, 0.5 when it is half as large, negative when it goes the other way. NaN when no
-    planned motion reaches ``min_planned_px`` (too small to measure).
+    plan, 0.5 when it is half as large, negative when it goes the other way. Rows whose
+    realized motion is not finite (not measured) are left out. NaN when no planned motion
+    reaches ``min_planned_px`` (too small to measure).
     """
     planned = np.asarray(planned, np.float64).reshape(-1, 2)
     realized = np.asarray(realized, np.float64).reshape(-1, 2)
     if planned.shape != realized.shape:
         raise ValueError(f"planned {planned.shape} and realized {realized.shape} differ")
+    measured = np.isfinite(realized).all(axis=1)
+    planned, realized = planned[measured], realized[measured]
     if len(planned) == 0 or np.hypot(planned[:, 0], planned[:, 1]).max() < min_planned_px:
         return float("nan")
     return float((planned * realized).sum() / (planned * planned).sum())
@@ -137,6 +140,57 @@ def collateral_ratio(
 
 #: Context (px) around the tracked points for :func:`track_points`.
 TRACK_PAD_PX = 32
+#: :func:`follow_landmarks` tracks larger faces scaled down to this size (px between the eye
+#: centres; smaller faces at their own size: upsampling leaves too little texture per window) ...
+FOLLOW_IOD_PX = 120.0
+#: ... with a Lucas-Kanade window of this side (px at that scale) over this many pyramid levels;
+#: a point tracked back from ``after`` must land within FOLLOW_RETURN_PX of where it started.
+FOLLOW_WINDOW_PX = 5
+FOLLOW_LEVELS = 4
+FOLLOW_RETURN_PX = 1.0
+
+
+def follow_landmarks(before: np.ndarray, after: np.ndarray, points: np.ndarray, iod: float) -> np.ndarray:
+    """Where the landmarks at ``points`` (N, 2) of ``before`` (h, w, 3) are in ``after``, re-found
+    by their appearance: pyramidal Lucas-Kanade tracking (grey) of each point from ``before`` to
+    ``after``, both scaled down alike when the face's inter-ocular distance ``iod`` exceeds
+    :data:`FOLLOW_IOD_PX`. Image evidence only (no field, no face-shape prior); a small window
+    follows each landmark's own neighbourhood rather than the motion around it. A point counts
+    only if tracking it back from ``after`` returns it to within :data:`FOLLOW_RETURN_PX` of its
+    start (forward-backward check). (N, 2) float64 in the same frame; NaN rows for points lost.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if not iod > 0:
+        raise ValueError(f"iod must be > 0, got {iod}")
+    scale = min(1.0, FOLLOW_IOD_PX / iod)
+    h, w = before.shape[:2]
+    pad = TRACK_PAD_PX / scale
+    x0, y0 = max(0, int(np.floor(pts[:, 0].min() - pad))), max(0, int(np.floor(pts[:, 1].min() - pad)))
+    x1, y1 = min(w, int(np.ceil(pts[:, 0].max() + pad)) + 1), min(h, int(np.ceil(pts[:, 1].max() + pad)) + 1)
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+
+    def scaled(rgb: np.ndarray) -> np.ndarray:
+        grey = _grey(rgb[y0:y1, x0:x1])
+        return grey if scale == 1 else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+    sx, sy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+    start = ((pts - (x0, y0) + 0.5) * (sx, sy) - 0.5).astype(np.float32).reshape(-1, 1, 2)
+    first, second = scaled(before), scaled(after)
+    found, status = _lucas_kanade(first, second, start)
+    back, status_back = _lucas_kanade(second, first, found)
+    lost = (status == 0) | (status_back == 0) | (np.hypot(*(back - start).reshape(-1, 2).T) > FOLLOW_RETURN_PX)
+    moved = (found.reshape(-1, 2).astype(np.float64) + 0.5) / (sx, sy) - 0.5 + (x0, y0)
+    moved[lost] = np.nan
+    return moved
+
+
+def _lucas_kanade(first: np.ndarray, second: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(points tracked from ``first`` into ``second`` (N, 1, 2) float32, status (N,) uint8)."""
+    found, status, _ = cv2.calcOpticalFlowPyrLK(
+        first, second, points, None, winSize=(FOLLOW_WINDOW_PX, FOLLOW_WINDOW_PX), maxLevel=FOLLOW_LEVELS,
+        criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-3),
+    )  # fmt: skip
+    return found, status.ravel()
 
 
 def track_points(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> np.ndarray:

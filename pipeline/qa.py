@@ -5,7 +5,7 @@ Per-edit measures (realized and collateral ratios, fold count and Jacobian range
 identity) are taken once in the base frame; a failing per-edit gate rejects the edit (the
 runner tries its next attempt). Per-view measures (alignment, change outside the mask) are
 taken on each view's pixels; a failing per-view gate rejects that view. Both kinds of reject
-rows carry the measurements. The face reference (re-detection and embedding of ``before``)
+rows carry the measurements. The face reference (the embedding of ``before``)
 is computed once per base frame and reused by every edit in that frame.
 """
 
@@ -38,7 +38,7 @@ class PairMeasurer:
         from detectors.identity import OnnxEmbedder
 
         embedder = OnnxEmbedder(self.config.identity_model) if self.config.identity_model else None
-        self._models = FidelityModels(embedder)
+        self._models = FidelityModels(embedder, diagnostics=False)
         self._models.load()
 
     def close(self) -> None:
@@ -55,10 +55,10 @@ class PairMeasurer:
         """Per-edit measures of ``edit``; EditRejected (with the measures) on a failing gate.
 
         The measures that need no model (folds, Jacobians, collateral, detail) are gated
-        first: an edit failing one of them is rejected without the costly FaceMesh
-        re-detection and identity embedding (its ``realized_ratio`` and ``identity_sim``
-        are then absent from the reject row). ``frame_key`` names the edit's base frame
-        (same key, same ``before`` and face): the face reference is computed once per key.
+        first: an edit failing one of them is rejected without the costlier landmark tracking
+        and identity embedding (its ``realized_ratio`` and ``identity_sim`` are then absent
+        from the reject row). ``frame_key`` names the edit's base frame (same key, same
+        ``before`` and face): the face reference is computed once per key.
         """
         if self._models is None:
             raise RuntimeError("PairMeasurer used before load()")

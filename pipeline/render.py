@@ -10,6 +10,7 @@ kept after a view is yielded, so memory does not grow with the number of views.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -118,12 +119,19 @@ def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lo
     nearest-neighbour, images and the strength map bilinear); ``lossy``: the images will be
     JPEG-encoded, so the mask covers whole 8 x 8 blocks around every change."""
     before = apply_image(transform, edit.before)
-    after = apply_image(transform, edit.after)
     block = JPEG_BLOCK if lossy else 1
     # Before and after differ, and the region and op masks are non-zero, only where the view
     # samples the field's box: the masks are made on that part of the view (its block-aligned
     # box), zero elsewhere, so their cost follows the edit rather than the view.
     x0, y0, x1, y1 = _changed_box(edit, transform, block)
+    # warpAffine computes each output pixel from that pixel's own coordinates, so warping only
+    # the view's top-left (x1, y1) corner gives exactly the whole warp's pixels there; outside
+    # the box the whole warp of ``after`` equals ``before``'s.
+    after = before.copy()
+    if x1 > x0 and y1 > y0:
+        corner = cv2.warpAffine(edit.after, transform.matrix, (x1, y1), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
+        after[y0:y1, x0:x1] = corner[y0:y1, x0:x1]
     local = transform.matrix.copy()
     local[:, 2] -= (x0, y0)
 
@@ -202,7 +210,7 @@ def render_view(
         "mask.png": encode_map_png(mask),
         "opmask.png": encode_map_png(opmask),
         "regions.png": encode_map_png(pixels.regions),
-        "strength.png": encode_map_png(pixels.strength),
+        "strength.png": _uniform_map_png(mask.shape) if edit.strength_map is None else encode_map_png(pixels.strength),
     }
     digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {
@@ -262,6 +270,12 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return None if not np.isfinite(value) else float(value)
     return int(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _uniform_map_png(shape: tuple[int, int]) -> bytes:
+    """The strength map of a uniform edit (255 everywhere), encoded once per view size."""
+    return encode_map_png(np.full(shape, 255, np.uint8))
 
 
 def _encode(rgb: np.ndarray, context: PairContext) -> bytes:

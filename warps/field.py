@@ -133,27 +133,34 @@ class WarpField:
         )  # fmt: skip
         x0, y0 = self.roi[0] + c0, self.roi[1] + r0
         box = out[y0 : y0 + (r1 - r0), x0 : x0 + (c1 - c0)]
-        if image.ndim == 3:
-            share = share[:, :, None]
-        blended = box + share * (moved.astype(np.float32) - box)
+        # Share 1 (most moved pixels): the resampled value; share in (0, 1) (a thin band where
+        # the displacement is between the two thresholds): the blend.
+        full = share >= 1
+        np.copyto(box, moved, where=full[:, :, None] if image.ndim == 3 else full)
+        ys, xs = np.nonzero((share > 0) & ~full)
+        weight = share[ys, xs] if image.ndim == 2 else share[ys, xs][:, None]
+        original = box[ys, xs].astype(np.float32)
+        blended = original + weight * (moved[ys, xs].astype(np.float32) - original)
         if np.issubdtype(image.dtype, np.integer):
             info = np.iinfo(image.dtype)
             blended = np.clip(np.rint(blended), info.min, info.max)
-        box[...] = blended.astype(image.dtype)
+        box[ys, xs] = blended.astype(image.dtype)
         return out
 
     @functools.cached_property
     def _cached_displacement(self) -> tuple[np.ndarray, np.ndarray]:
         return self.displacement()
 
-    @functools.cached_property
-    def _padded_displacement(self) -> np.ndarray:
-        """(h + 2, w + 2, 2) float64 displacement of the roi with a zero border."""
-        dx, dy = self._cached_displacement
-        padded = np.zeros((dx.shape[0] + 2, dx.shape[1] + 2, 2))
-        padded[1:-1, 1:-1, 0] = dx
-        padded[1:-1, 1:-1, 1] = dy
-        return padded
+    def _padded_at(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        """(N, 2) float64 entries [iy, ix] of the roi's displacement with one zero cell added
+        on every side, read from the maps point by point (nothing roi-sized is kept)."""
+        h, w = self.map_x.shape
+        r, c = iy - 1, ix - 1
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        r, c = np.where(inside, r, 0), np.where(inside, c, 0)
+        dx = self.map_x[r, c] - (c + self.roi[0]).astype(np.float32)
+        dy = self.map_y[r, c] - (r + self.roi[1]).astype(np.float32)
+        return np.where(inside[:, None], np.stack([dx, dy], axis=1), 0).astype(np.float64)
 
     def sample(self, points: np.ndarray) -> np.ndarray:
         """The backward map evaluated at (N, 2) output points (bilinear), float64."""
@@ -165,8 +172,7 @@ class WarpField:
     def _displacement_at(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Bilinear displacement (N, 2) at output points and its derivative (N, 2, 2)
         [component, d/dx or d/dy]; zero outside the roi (continuous at its edge)."""
-        padded = self._padded_displacement
-        h, w = padded.shape[0] - 2, padded.shape[1] - 2
+        h, w = self.map_x.shape
         local = pts - (self.roi[0], self.roi[1])
         cell = np.floor(local)
         frac = local - cell
@@ -174,8 +180,8 @@ class WarpField:
         iy = cell[:, 1].astype(np.intp) + 1
         inside = (ix >= 0) & (ix <= w) & (iy >= 0) & (iy <= h)
         ix, iy = np.where(inside, ix, 0), np.where(inside, iy, 0)
-        v00, v10 = padded[iy, ix], padded[iy, ix + 1]
-        v01, v11 = padded[iy + 1, ix], padded[iy + 1, ix + 1]
+        v00, v10 = self._padded_at(iy, ix), self._padded_at(iy, ix + 1)
+        v01, v11 = self._padded_at(iy + 1, ix), self._padded_at(iy + 1, ix + 1)
         fx, fy = frac[:, :1], frac[:, 1:]
         top = v00 + fx * (v10 - v00)
         bottom = v01 + fx * (v11 - v01)

@@ -179,8 +179,9 @@ def test_professional_views_contain_the_body_box_at_full_resolution(detected: di
 
 @pytest.mark.parametrize("subset", ["simulated", "professional"])
 def test_view_masks_hold_every_change_and_match_the_whole_view_computation(detected: dict, subset: str) -> None:
-    """warp_view makes its masks on the view's box around the field: nothing changes outside
-    that box, and the masks equal those made on the whole view (region "any overlap" warp,
+    """warp_view makes its images and masks on the view's box around the field: the images are
+    exactly the whole view's warps, nothing changes outside that box, and the masks equal those
+    made on the whole view (region "any overlap" warp,
     changed pixels grown to JPEG blocks, op bits warped nearest)."""
     config = with_overrides(CONFIG, {"professional.min_pixels": 10000, "professional.ops": ["waist_slimming"]})
     recipe = recipe_for(subset, config)
@@ -191,6 +192,8 @@ def test_view_masks_hold_every_change_and_match_the_whole_view_computation(detec
     for transform in sample_views(edit, [derive_seed(3, "v", i) for i in range(6)]):
         for lossy in (True, False):
             view = warp_view(edit, transform, regions, lossy=lossy)
+            assert np.array_equal(view.before, apply_image(transform, edit.before))
+            assert np.array_equal(view.after, apply_image(transform, edit.after))
             changed = np.any(view.after != view.before, axis=2)
             assert changed.any() and not changed[view.mask == 0].any()
             reached = cv2.warpAffine(edit.region, transform.matrix, transform.size, flags=cv2.INTER_LINEAR,

@@ -13,7 +13,7 @@ from manifests.markers import read_marker
 from manifests.parquet import encode_rows
 from manifests.schema import detections_part_path
 from manifests.storage import Store
-from pipeline import runner
+from pipeline import fidelity, runner
 from pipeline.config import MirrorsetConfig, with_overrides
 from pipeline.plan import Run, ShardTask
 from pipeline.runner import ShardStage, shard_is_done
@@ -180,13 +180,14 @@ def test_a_failed_professional_view_draw_is_retried_on_the_same_edit(store: Stor
 
 
 def test_an_edit_failing_a_cheap_gate_skips_the_face_models(store: Store, detected: dict, monkeypatch) -> None:
-    """The Jacobian gate fails first: no FaceMesh re-detection, no embedding, and the reject row
+    """The Jacobian gate fails first: no landmark tracking, no embedding, and the reject row
     carries the measures taken (identity_sim absent)."""
     stage, task = _professional(store, detected, edits=2, views=2, **{"qa.gates.max_jacobian": 0.5})
     models = stage._measurer._models
+    assert models.mesh is None  # the build loads no FaceMesh for QA
     calls = []
     monkeypatch.setattr(models.embedder, "embed", lambda *a: calls.append("embed"))
-    monkeypatch.setattr(models.mesh, "detect", lambda *a: calls.append("mesh"))
+    monkeypatch.setattr(fidelity, "follow_landmarks", lambda *a: calls.append("follow"))
     summary = stage.run_shard(task)
     assert summary.pairs == 0 and calls == []
     rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
