@@ -21,6 +21,8 @@ import numpy as np
 Roi = tuple[int, int, int, int]
 Kernel = Literal["lanczos4", "cubic", "linear"]
 KERNELS: dict[str, int] = {"lanczos4": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+#: Rows of Jacobian determinants computed at once (float64 temporaries stay a few MB).
+JACOBIAN_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -257,13 +259,19 @@ class WarpField:
         """Fold count and extreme Jacobian determinants; (0, 1, 1) for the identity."""
         if self.is_identity or min(self.map_x.shape) < 2:
             return JacobianStats(0, 1.0, 1.0)
-        mx, my = self.map_x.astype(np.float64), self.map_y.astype(np.float64)
-        mxx = np.diff(mx, axis=1)[:-1]
-        mxy = np.diff(mx, axis=0)[:, :-1]
-        myx = np.diff(my, axis=1)[:-1]
-        myy = np.diff(my, axis=0)[:, :-1]
-        det = mxx * myy - mxy * myx
-        return JacobianStats(int((det <= 0).sum()), float(det.min()), float(det.max()))
+        folds, lowest, highest = 0, np.inf, -np.inf
+        rows = self.map_x.shape[0] - 1
+        for top in range(0, rows, JACOBIAN_ROWS):  # float64 work a band of rows at a time
+            band = slice(top, min(rows, top + JACOBIAN_ROWS) + 1)
+            mx, my = self.map_x[band].astype(np.float64), self.map_y[band].astype(np.float64)
+            mxx = np.diff(mx, axis=1)[:-1]
+            mxy = np.diff(mx, axis=0)[:, :-1]
+            myx = np.diff(my, axis=1)[:-1]
+            myy = np.diff(my, axis=0)[:, :-1]
+            det = mxx * myy - mxy * myx
+            folds += int((det <= 0).sum())
+            lowest, highest = min(lowest, float(det.min())), max(highest, float(det.max()))
+        return JacobianStats(folds, lowest, highest)
 
     def min_jacobian(self) -> float:
         """``jacobian.min_jacobian``: > 0 means no fold."""

@@ -28,6 +28,8 @@ DETAIL_SIGMA = 1.0
 #: noise: on small faces of 8 MP photos, two-op edits with 1-55 rigid moved pixels read
 #: 0.34-1.25 and were gated, the same edits' larger siblings (128-325 pixels) 0.95-1.02.
 DETAIL_MIN_PIXELS = 256
+#: Rows of the roi :func:`detail_ratio` works out at once.
+DETAIL_ROWS = 256
 
 
 def group_motion(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
@@ -88,18 +90,7 @@ def detail_ratio(
     if field.is_identity:
         return DetailRatio(float("nan"), 0)
     x0, y0, x1, y1 = field.roi
-    dx, dy = field.displacement()
-    # float32 throughout: the tolerance band (5 %) is far above its rounding, at half the cost.
-    gxx, gxy = np.gradient(field.map_x, axis=(1, 0))
-    gyx, gyy = np.gradient(field.map_y, axis=(1, 0))
-    # Singular values of [[gxx, gxy], [gyx, gyy]] from the invariants of J^T J.
-    frob = gxx**2 + gxy**2 + gyx**2 + gyy**2
-    det = gxx * gyy - gxy * gyx
-    spread = np.sqrt(np.maximum(frob**2 - 4 * det**2, 0.0))
-    s_max = np.sqrt((frob + spread) / 2)
-    s_min = np.sqrt(np.maximum((frob - spread) / 2, 0.0))
-    rigid = (np.abs(s_max - 1) <= rigid_tolerance) & (np.abs(s_min - 1) <= rigid_tolerance)
-    measured = rigid & (np.hypot(dx, dy) > threshold_px)
+    measured, measured_det = _rigid_moved(field, threshold_px, rigid_tolerance)
     count = int(np.count_nonzero(measured))
     if count == 0:
         return DetailRatio(float("nan"), 0)
@@ -119,10 +110,45 @@ def detail_ratio(
     )[measured]  # fmt: skip
     # Within the band a local scale s still changes Laplacian energy by s^-4 = det^2 (det of the
     # backward map): expected of any ideal resampler, so it is taken out of the comparison.
-    sources = sources.astype(np.float64) * (det[measured].astype(np.float64) ** 2)
+    sources = sources.astype(np.float64) * (measured_det.astype(np.float64) ** 2)
     after_sum, before_sum = float(energy_after.sum(dtype=np.float64)), float(sources.sum())
     ratio = after_sum / max(before_sum, 1e-12) if count >= min_pixels else float("nan")
     return DetailRatio(ratio, count, after_sum, before_sum)
+
+
+def _rigid_moved(field: WarpField, threshold_px: float, rigid_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(roi pixels moved by more than ``threshold_px`` whose backward map is locally within
+    ``rigid_tolerance`` of a rotation, bool (h, w); det(J) there in row-major order, float32).
+
+    Worked out a band of rows at a time (each band read with one row of context on either
+    side, so ``np.gradient`` gives exactly the whole roi's values): the float32 temporaries
+    stay a few MB however large the roi.
+    """
+    x0, y0, x1, y1 = field.roi
+    xs = np.arange(x0, x1, dtype=np.float32)
+    measured = np.zeros((y1 - y0, x1 - x0), bool)
+    dets = []
+    for top in range(0, y1 - y0, DETAIL_ROWS):
+        bottom = min(y1 - y0, top + DETAIL_ROWS)
+        lo, hi = max(0, top - 1), min(y1 - y0, bottom + 1)
+        keep = slice(top - lo, bottom - lo)
+        map_x, map_y = field.map_x[lo:hi], field.map_y[lo:hi]
+        # float32 throughout: the tolerance band (5 %) is far above its rounding, at half the cost.
+        gxx, gxy = (g[keep] for g in np.gradient(map_x, axis=(1, 0)))
+        gyx, gyy = (g[keep] for g in np.gradient(map_y, axis=(1, 0)))
+        # Singular values of [[gxx, gxy], [gyx, gyy]] from the invariants of J^T J.
+        frob = gxx**2 + gxy**2 + gyx**2 + gyy**2
+        det = gxx * gyy - gxy * gyx
+        spread = np.sqrt(np.maximum(frob**2 - 4 * det**2, 0.0))
+        s_max = np.sqrt((frob + spread) / 2)
+        s_min = np.sqrt(np.maximum((frob - spread) / 2, 0.0))
+        rigid = (np.abs(s_max - 1) <= rigid_tolerance) & (np.abs(s_min - 1) <= rigid_tolerance)
+        dx = map_x[keep] - xs
+        dy = map_y[keep] - np.arange(y0 + top, y0 + bottom, dtype=np.float32)[:, None]
+        band = rigid & (np.hypot(dx, dy) > threshold_px)
+        measured[top:bottom] = band
+        dets.append(det[band])
+    return measured, np.concatenate(dets) if dets else np.zeros(0, np.float32)
 
 
 def _laplacian_energy(image: np.ndarray, sigma: float) -> np.ndarray:

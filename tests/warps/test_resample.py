@@ -121,3 +121,22 @@ def test_apply_handles_grey_and_float_images_and_rejects_bad_settings(edits):
         Resampling("nearest")
     with pytest.raises(ValueError, match="keep_below_px"):
         Resampling("cubic", 0.5, 0.1)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7])
+def test_detail_and_jacobian_worked_out_in_bands_of_rows_equal_the_whole_roi(edits, monkeypatch, rows):
+    """detail_ratio and the Jacobian range go through the roi a band of rows at a time (bounded
+    memory at 8K); any band height gives the same numbers as the whole roi at once."""
+    import warps.field as field_module
+    import warps.measure as measure_module
+
+    results = {}
+    for band in (rows, 100_000):
+        monkeypatch.setattr(measure_module, "DETAIL_ROWS", band)
+        monkeypatch.setattr(field_module, "JACOBIAN_ROWS", band)
+        results[band] = [
+            (detail_ratio(before, field.apply(before), field, rigid_tolerance=0.3), WarpField.jacobian.func(field))
+            for before, field in edits
+        ]
+    assert repr(results[rows]) == repr(results[100_000])  # repr: exact floats, and nan == nan
+    assert sum(measure.pixels for measure, _ in results[rows]) > 1000
