@@ -35,7 +35,8 @@ gate become reject rows; ``pairs_built`` says how many were written), for 500 an
 reports each process's RSS: ``detect_peak_rss_mb`` (ingest and detection of the photo),
 ``shard_peak_rss_mb`` (the shard stage alone: the kernel's peak, reset after detection),
 ``shard_rss_mb_median`` (the shard stage's RSS sampled every 0.2 s) and ``peak_rss_mb`` (the
-whole process); then times the 5000-pair shard stage with 1 and 2 workers. The last line printed is one JSON object.
+whole process); then times the 5000-pair shard stage with 1 and 2 workers. The last line
+printed is one JSON object.
 """
 
 from __future__ import annotations

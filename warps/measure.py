@@ -148,7 +148,7 @@ def _rigid_moved(field: WarpField, threshold_px: float, rigid_tolerance: float) 
         band = rigid & (np.hypot(dx, dy) > threshold_px)
         measured[top:bottom] = band
         dets.append(det[band])
-    return measured, np.concatenate(dets) if dets else np.zeros(0, np.float32)
+    return measured, np.concatenate(dets)
 
 
 def _laplacian_energy(image: np.ndarray, sigma: float) -> np.ndarray:
