@@ -167,6 +167,8 @@ def follow_landmarks(before: np.ndarray, after: np.ndarray, points: np.ndarray, 
     pad = TRACK_PAD_PX / scale
     x0, y0 = max(0, int(np.floor(pts[:, 0].min() - pad))), max(0, int(np.floor(pts[:, 1].min() - pad)))
     x1, y1 = min(w, int(np.ceil(pts[:, 0].max() + pad)) + 1), min(h, int(np.ceil(pts[:, 1].max() + pad)) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the points lie off the image: nothing to track
+        return np.full_like(pts, np.nan)
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
 
     def scaled(rgb: np.ndarray) -> np.ndarray:

@@ -336,6 +336,11 @@ def test_follow_landmarks_re_finds_landmarks_a_known_warp_moved(scene: Scene) ->
     # No motion, no motion read; a tracker that drifts on its own would show it here.
     still = follow_landmarks(scene.image, scene.image.copy(), points, inter_ocular(scene.landmarks))
     assert np.abs(still - points).max() < 0.05
+    # Points off the image are not found (NaN rows, left out of motion_gain), and a bad scale is refused.
+    off = follow_landmarks(scene.image, moved, points + (5000.0, 0.0), inter_ocular(scene.landmarks))
+    assert np.isnan(off).all() and math.isnan(motion_gain(points, off))
+    with pytest.raises(ValueError, match="iod"):
+        follow_landmarks(scene.image, moved, points, 0.0)
 
 
 @pytest.mark.parametrize("op", ["eye_size", "nose_length", "nasal_alae", "mouth_width"])
