@@ -103,7 +103,7 @@ def recipe_id(edit: Edit) -> str:
 class ViewPixels:
     """One view of an edit before encoding, all warped by ``transform``: ``before``/``after``
     (h, w, 3); ``mask``, ``opmask``, ``regions`` (region ids) and ``strength`` (0..255)
-    (h, w) uint8."""
+    (h, w) uint8, ``strength`` None for a uniform edit (255 everywhere)."""
 
     transform: SpatialTransform
     before: np.ndarray
@@ -111,7 +111,7 @@ class ViewPixels:
     mask: np.ndarray
     opmask: np.ndarray
     regions: np.ndarray
-    strength: np.ndarray
+    strength: np.ndarray | None
 
 
 def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lossy: bool) -> ViewPixels:
@@ -148,9 +148,8 @@ def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lo
         opmask[y0:y1, x0:x1] = warp_box(edit.opmask, cv2.INTER_NEAREST)
     region_ids = cv2.warpAffine(regions.index, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
                                 borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-    if edit.strength_map is None:
-        strength = np.full(mask.shape, 255, np.uint8)
-    else:
+    strength = None
+    if edit.strength_map is not None:
         strength = apply_image(transform, np.round(edit.strength_map * 255).astype(np.uint8))
     return ViewPixels(transform, before, after, mask, opmask, region_ids, strength)
 
@@ -210,7 +209,7 @@ def render_view(
         "mask.png": encode_map_png(mask),
         "opmask.png": encode_map_png(opmask),
         "regions.png": encode_map_png(pixels.regions),
-        "strength.png": _uniform_map_png(mask.shape) if edit.strength_map is None else encode_map_png(pixels.strength),
+        "strength.png": _uniform_map_png(mask.shape) if pixels.strength is None else encode_map_png(pixels.strength),
     }
     digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {
