@@ -80,7 +80,7 @@ def outside_change(
         return float("nan")
     (x0, y0, x1, y1), sel = found
     crop = before[y0:y1, x0:x1]
-    change = np.abs(after[y0:y1, x0:x1][sel].astype(np.int16) - crop[sel]).mean()
+    change = _mean_abs_diff(after[y0:y1, x0:x1], crop, sel)
     if noise is None:
         noise = _noise(crop, sel, quality)
     return float(change / max(noise, NOISE_FLOOR))
@@ -121,4 +121,15 @@ def _counted(mask: np.ndarray, quad: np.ndarray) -> tuple[tuple[int, int, int, i
 
 def _noise(crop: np.ndarray, sel: np.ndarray, quality: int) -> float:
     crop = np.ascontiguousarray(crop)
-    return float(np.abs(jpeg_round_trip(crop, quality)[sel].astype(np.int16) - crop[sel]).mean())
+    return _mean_abs_diff(jpeg_round_trip(crop, quality), crop, sel)
+
+
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray, sel: np.ndarray) -> float:
+    """Mean |a - b| over the pixels ``sel`` (bool, non-empty) and all channels of two uint8
+    images: the per-channel sums are exact integers, so this is numpy's
+    ``np.abs(a[sel].astype(int) - b[sel]).mean()`` to the last bit, at a fifth of its cost."""
+    selected = sel.view(np.uint8)
+    channels = a.shape[2] if a.ndim == 3 else 1
+    diff = cv2.absdiff(a, b)
+    total = sum(cv2.sumElems(cv2.bitwise_and(diff, diff, mask=selected))[:channels])
+    return float(total / (cv2.countNonZero(selected) * channels))

@@ -248,6 +248,7 @@ class _ShardWriter:
         that succeeds (made, QA-gated, views drawn), or None."""
         subset = self.recipe.subset
         views = target.views_of(edit_index)
+        draws = self.recipe.draws(target, edit_index)
         fixed: tuple[Edit, dict[str, Any]] | None = None  # a made edit that ignores the draw, kept across attempts
         for attempt in range(self.recipe.max_attempts):
             edit_seed = derive_seed(self.config.seed, "edit", subset, run.source_id, run.person_index, edit_index, attempt)
@@ -260,7 +261,7 @@ class _ShardWriter:
                     if fixed is None:
                         rng = np.random.Generator(np.random.PCG64(edit_seed))
                         edit, measures = self._measured_edit(run, photo, detections, target, edit_index, rng)
-                        if not self.recipe.random_edits:
+                        if not draws:
                             fixed = (edit, measures)
                     else:
                         edit, measures = fixed
@@ -268,13 +269,13 @@ class _ShardWriter:
                 return edit, transforms, view_seeds, attempt, edit_seed, measures
             except EditRejected as exc:
                 self._reject(run, edit_index, None, attempt, exc.code, exc.detail, exc.measurements)
-                if fixed is None and not self.recipe.random_edits:
+                if fixed is None and not draws:
                     return None  # the edit itself failed: it ignores the draw, so it would fail again
             except WorkTimeout as exc:
                 self._reject(run, edit_index, None, attempt, "timeout", str(exc))
             except (Exception, MemoryError) as exc:  # one edit never stops a shard: recorded, then the next attempt
                 self._reject(run, edit_index, None, attempt, "internal_error", f"{type(exc).__name__}: {exc}")
-                if fixed is None and not self.recipe.random_edits:
+                if fixed is None and not draws:
                     return None  # a fixed edit would fail the same way again
         return None
 

@@ -122,9 +122,6 @@ class Recipe(Protocol):
     nominal_pixels: int
     #: Attempts per edit slot before it is given up (each failure is a reject row).
     max_attempts: int
-    #: Whether ``make_edit`` draws from ``rng``. When False an edit that fails (fold, QA
-    #: gate) is not tried again, and a failed view draw is retried on the same edit.
-    random_edits: bool
     #: An edit whose largest displacement in a view is below this many pixels is rejected.
     min_disp_px: float
 
@@ -136,6 +133,11 @@ class Recipe(Protocol):
         rng: np.random.Generator,
     ) -> Edit:
         """Edit ``edit_index`` of ``target``; every random choice from ``rng``. Raises EditRejected."""
+
+    def draws(self, target: Target, edit_index: int) -> bool:
+        """Whether ``make_edit`` draws from ``rng`` for this edit. When False an edit that fails
+        (fold, QA gate) is not tried again (it would fail identically), and a failed view draw
+        is retried on the edit already made."""
 
 
 def recipe_for(subset: str, config: Any) -> Recipe:

@@ -43,7 +43,6 @@ class ProfessionalRecipe:
         self.seed = config.seed
         self.nominal_pixels = self.pro.augment.target_pixels
         self.max_attempts = self.pro.max_attempts
-        self.random_edits = False  # ops and strengths come from the plan, not from the draw
         self.min_disp_px = self.pro.min_disp_px
         names = set(self.pro.ops) if self.pro.ops else None
         self.ops = [spec for spec in ops_for_subset("professional") if names is None or spec.name in names]
@@ -70,6 +69,9 @@ class ProfessionalRecipe:
                     chains.extend(edits)
             targets.append(Target(person_index, usable.get(person_index, -1), tuple(families), tuple(chains)))
         return targets, rejects
+
+    def draws(self, target: Target, edit_index: int) -> bool:
+        return False  # ops and strengths come from the plan, not from the draw
 
     def make_edit(
         self, photo: np.ndarray, detections: PortraitDetections, target: Target, edit_index: int,

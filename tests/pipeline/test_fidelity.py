@@ -35,7 +35,7 @@ from pipeline.fidelity import (
     qa_row,
 )
 from pipeline.fidelity_geometry import align_err_px, collateral_ratio, follow_landmarks, motion_gain
-from pipeline.fidelity_pixels import block_aligned, jpeg_round_trip, outside_change, roi_in_view
+from pipeline.fidelity_pixels import _mean_abs_diff, block_aligned, jpeg_round_trip, outside_change, roi_in_view
 from pipeline.framing import photo_frame
 from pipeline.recipes.common import paste
 from pipeline.recipes.simulated import plan_in_crop
@@ -210,6 +210,19 @@ def test_outside_change_rises_when_the_mask_misses_change(scene: Scene, mouth_up
     tinted[mask == 0] += 3  # change outside the mask, 3 grey levels
     assert outside_change(before, np.clip(tinted, 0, 255).astype(np.uint8), mask, quad) > honest + 1.5
     assert math.isnan(outside_change(before, after, np.full_like(mask, 255), quad))
+
+
+def test_mean_change_is_numpys_to_the_last_bit(scene: Scene, mouth_up: Edit) -> None:
+    """The OpenCV sums behind outside_change and the codec noise give numpy's mean exactly,
+    on strided crops of a real edit and selections of every density."""
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 200, 2))
+        y, x = (int(v) for v in rng.integers(0, 200, 2))
+        a, b = mouth_up.after[y : y + h, x : x + w], scene.image[y + 1 : y + 1 + h, x : x + w]
+        sel = rng.random(a.shape[:2]) < rng.random()
+        sel[0, 0] = True
+        assert _mean_abs_diff(a, b, sel) == float(np.abs(a[sel].astype(np.int16) - b[sel]).mean())
 
 
 # --- motion measures -------------------------------------------------------------------------

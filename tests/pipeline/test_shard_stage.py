@@ -116,6 +116,22 @@ def test_memory_stays_flat_in_the_number_of_pairs(store: Store, detected: dict) 
     assert peaks[30] < 1.25 * peaks[3], peaks
 
 
+def test_a_simulated_ladder_rung_failing_qa_is_not_redone_but_a_random_chain_is(store: Store, detected: dict,
+                                                                                  monkeypatch) -> None:  # fmt: skip
+    """A rung's op and strength are fixed (it would fail identically: one attempt); a random
+    chain draws afresh on each of its max_attempts."""
+    stage = _stage(store, views=2, **{"simulated.edits_per_face": 1, "simulated.ladders.strengths": [50],
+                                      "qa.gates.min_identity_sim": 1.5})  # fmt: skip
+    made = []
+    make_edit = stage._recipe.make_edit
+    monkeypatch.setattr(stage._recipe, "make_edit", lambda *a: made.append(a[3]) or make_edit(*a))
+    summary = stage.run_shard(_task(detected, edits=2, views=2))
+    assert (summary.pairs, summary.planned) == (0, 4) and made == [0, 0, 0, 1]
+    rejects = pd.read_parquet(Path(store.root) / "manifests" / "rejects")
+    assert list(zip(rejects.edit_index, rejects.attempt)) == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert set(rejects.reason) == {"qa_identity"}
+
+
 def _professional(store: Store, detected: dict, edits: int, views: int, **settings) -> tuple[ShardStage, ShardTask]:
     """A professional stage on astronaut's person 0 with eye_size at +-100 (two edits)."""
     config = with_overrides(MirrorsetConfig(), {
