@@ -103,7 +103,8 @@ def recipe_id(edit: Edit) -> str:
 class ViewPixels:
     """One view of an edit before encoding, all warped by ``transform``: ``before``/``after``
     (h, w, 3); ``mask``, ``opmask``, ``regions`` (region ids) and ``strength`` (0..255)
-    (h, w) uint8, ``strength`` None for a uniform edit (255 everywhere)."""
+    (h, w) uint8, ``strength`` None for a uniform edit (255 everywhere). ``changed`` (x0, y0,
+    x1, y1): outside it ``after`` equals ``before`` and ``mask`` and ``opmask`` are zero."""
 
     transform: SpatialTransform
     before: np.ndarray
@@ -112,6 +113,7 @@ class ViewPixels:
     opmask: np.ndarray
     regions: np.ndarray
     strength: np.ndarray | None
+    changed: tuple[int, int, int, int]
 
 
 def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lossy: bool) -> ViewPixels:
@@ -151,7 +153,7 @@ def warp_view(edit: Edit, transform: SpatialTransform, regions: RegionMap, *, lo
     strength = None
     if edit.strength_map is not None:
         strength = apply_image(transform, np.round(edit.strength_map * 255).astype(np.uint8))
-    return ViewPixels(transform, before, after, mask, opmask, region_ids, strength)
+    return ViewPixels(transform, before, after, mask, opmask, region_ids, strength, (x0, y0, x1, y1))
 
 
 def _changed_box(edit: Edit, transform: SpatialTransform, block: int) -> tuple[int, int, int, int]:
@@ -191,10 +193,13 @@ def render_view(
     (QA_FIELDS names; None or NaN: not measured) plus ``max_disp_base_px``, the edit's largest
     displacement in the base frame."""
     transform = pixels.transform
-    mask, opmask = pixels.mask, pixels.opmask
-    x, y, w, h = cv2.boundingRect(mask)
-    area = cv2.countNonZero(mask)
-    bbox = [x, y, x + w, y + h] if area else [0, 0, 0, 0]
+    x0, y0, x1, y1 = pixels.changed
+    mask, opmask = pixels.mask[y0:y1, x0:x1], pixels.opmask[y0:y1, x0:x1]  # zero elsewhere
+    area = cv2.countNonZero(mask) if mask.size else 0
+    bbox = [0, 0, 0, 0]
+    if area:
+        x, y, w, h = cv2.boundingRect(mask)
+        bbox = [x0 + x, y0 + y, x0 + x + w, y0 + y + h]
     key = pair_key(context.subset, context.source_id, context.person_index, context.edit_index, view)
     ext = image_ext(context.image_format)
     face_iod = None if edit.face is None else inter_ocular(transform_points(transform.matrix, edit.face))
@@ -206,10 +211,10 @@ def render_view(
         f"after.{ext}": _encode(pixels.after, context),
         f"before.{ext}": _encode(pixels.before, context),
         "json": json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode(),
-        "mask.png": encode_map_png(mask),
-        "opmask.png": encode_map_png(opmask),
+        "mask.png": encode_map_png(pixels.mask),
+        "opmask.png": encode_map_png(pixels.opmask),
         "regions.png": encode_map_png(pixels.regions),
-        "strength.png": _uniform_map_png(mask.shape) if pixels.strength is None else encode_map_png(pixels.strength),
+        "strength.png": _uniform_map_png(pixels.mask.shape) if pixels.strength is None else encode_map_png(pixels.strength),
     }
     digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {

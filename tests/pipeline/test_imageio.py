@@ -13,6 +13,8 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, JpegImagePlugin
 
 from manifests.digests import sha256_hex
@@ -425,6 +427,33 @@ def test_map_png_is_a_lossless_greyscale_png_every_decoder_reads(hopper):
     for wrong in (hopper, gray.astype(np.int16), np.zeros((0, 4), np.uint8)):
         with pytest.raises(ValueError, match="encode_map_png"):
             encode_map_png(wrong)
+
+
+def _idat_rows(data: bytes) -> bytes:
+    """The decompressed image data of a single-IDAT PNG; zlib.decompress checks its Adler-32."""
+    start = data.index(b"IDAT")
+    length = int.from_bytes(data[start - 4 : start], "big")
+    return zlib.decompress(data[start + 4 : start + 4 + length])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 70), st.integers(1, 90), st.integers(0, 255),
+    st.lists(st.tuples(st.integers(0, 69), st.integers(1, 30), st.integers(0, 89), st.integers(1, 40)), max_size=3),
+)  # fmt: skip
+def test_map_png_with_constant_bands_is_exact_zlib(height, width, value, boxes) -> None:
+    """Maps that are one value except in a few boxes of real photo content (constant bands of
+    rows reuse a cached deflate segment): the image data is exactly the unfiltered rows and
+    its Adler-32 is right (zlib.decompress checks it)."""
+    gray = np.array(Image.open(SAMPLES["camera"]))
+    array = np.full((height, width), value, np.uint8)
+    for y, h, x, w in boxes:
+        array[y : y + h, x : x + w] = gray[y : y + h, x : x + w][: max(0, height - y), : max(0, width - x)]
+    rows = np.zeros((height, width + 1), np.uint8)
+    rows[:, 1:] = array
+    data = encode_map_png(array)
+    assert _idat_rows(data) == rows.tobytes()
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(data))), array)
 
 
 def test_encode_image_dispatch_and_extensions(hopper):

@@ -203,6 +203,16 @@ def test_view_masks_hold_every_change_and_match_the_whole_view_computation(detec
             opmask = cv2.warpAffine(edit.opmask, transform.matrix, transform.size, flags=cv2.INTER_NEAREST,
                                     borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
             assert np.mean(opmask != view.opmask) < 1e-4
+            x0, y0, x1, y1 = view.changed
+            outside = np.ones(changed.shape, bool)
+            outside[y0:y1, x0:x1] = False
+            assert not (changed[outside].any() or view.mask[outside].any() or view.opmask[outside].any())
+            pair = render_view(edit, view, regions, 0, 1, _context(subset, targets[0]), {"max_disp_base_px": 1.0})
+            x, y, w, h = cv2.boundingRect(view.mask)
+            assert pair.row["region_bbox"] == [x, y, x + w, y + h]
+            assert pair.row["region_area_px"] == cv2.countNonZero(view.mask)
+            for k, op_row in enumerate(pair.op_rows):
+                assert op_row["area_px"] == np.count_nonzero(view.opmask & (1 << k)) > 0
 
 
 def test_a_strength_ladder_moves_more_at_every_rung(detected: dict) -> None:
