@@ -9,7 +9,8 @@ Workloads (all on real photos and their detected landmarks, tests/fixtures):
    +100 and -100. ``ms``: ``plan_chain`` in the crop frame (grid solve, clamping, landmark
    carrying) + ``reframe`` into the base frame (the paste-back) + ``apply`` (Lanczos, exact
    kept pixels) + the fold check (``jacobian``) + the edit region (``change_region``);
-   median of ``--repeat`` runs.
+   median of ``--repeat`` runs, every one solving its ops (the solve caches of
+   ``warps.chain`` are switched off).
    Baselines, timed in the same run: ``dense_ms``: the same path with the op's field solved
    at every pixel of the same box with the same fast (moment-form) MLS solver and the same
    weights (first ``--dense-cases`` cases; clamping off, the requested strength as planned);
@@ -28,6 +29,10 @@ Workloads (all on real photos and their detected landmarks, tests/fixtures):
    (default 4: 3240 x 4320, 14 MP) with its pose, outline and neighbours scaled; each body op
    at +100 and -100: plan + apply + fold check + region, against a bare full-frame bilinear
    remap of that photo.
+4. **Reuse** (``chain_reuse``): every two-op chain of the 8 simulated ops at +-100 (112; each
+   op comes first in several, as in the reference recipe's combinations) on the first sample
+   face in its crop frame, ``plan_chain`` alone, with the solve caches of ``warps.chain`` off
+   (``cold``) and on as the build runs them (``cached``, starting empty): seconds and solves.
 
 The last line printed is one JSON object.
 """
@@ -232,8 +237,45 @@ def _professional(scale: int, repeat: int) -> dict:
     return {"size": [w * scale, h * scale], "remap_ms": remap_ms, "rows": rows}
 
 
+def _reuse() -> dict:
+    """Every two-op chain of the 8 simulated ops at +-100 (each op first in several, as in the
+    reference recipe's combinations) on the first sample face in its 1024^2 crop frame, planned
+    with the solve caches of ``warps.chain`` off and then on as the build runs them (starting
+    empty): seconds and MLS solves of ``plan_chain``."""
+    import itertools
+    from collections import OrderedDict
+
+    import warps.chain
+    from warps.catalog import OpCall, ops_for_subset
+
+    _, _, _, landmarks = next(_faces())
+    names = [spec.name for spec in ops_for_subset("simulated")]
+    chains = [[OpCall(a, sa), OpCall(b, sb)] for a, b in itertools.combinations(names, 2)
+              for sa, sb in itertools.product((100, -100), repeat=2)]  # fmt: skip
+    solve_op = warps.chain.solve_op
+    result: dict = {"chains": len(chains)}
+    for label, field_bytes, clamps in (("cold", 0, 0), ("cached", 64 << 20, 4096)):
+        solves = []
+        warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = field_bytes, clamps
+        warps.chain._SOLVED, warps.chain._CLAMPS = OrderedDict(), {}
+        warps.chain.solve_op = lambda *a, **k: solves.append(1) or solve_op(*a, **k)
+        start = time.perf_counter()
+        for calls in chains:
+            warps.chain.plan_chain((CROP, CROP), landmarks, calls, window=True)
+        result[f"{label}_s"] = round(time.perf_counter() - start, 2)
+        result[f"{label}_solves"] = len(solves)
+    warps.chain.solve_op = solve_op
+    warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = 0, 0
+    return result
+
+
 def run(repeat: int = 3, dense_cases: int = 16, pro_scale: int = 4, seed: int = 0) -> dict:
+    import warps.chain
+
     cv2.setNumThreads(1)
+    # Every timed run solves its ops: the build's caches would answer the repeats from memory.
+    warps.chain.SOLVED_CACHE_BYTES = 0
+    warps.chain.CLAMP_CACHE_SIZE = 0
     rng = np.random.default_rng(seed)
     sim = _simulated(repeat, dense_cases, rng)
     pro = _professional(pro_scale, repeat)
@@ -271,6 +313,7 @@ def run(repeat: int = 3, dense_cases: int = 16, pro_scale: int = 4, seed: int = 
         "pro_ms_per_op": round(pro_ms, 1),
         "pro_remap_ms": round(pro["remap_ms"], 1),
         "pro_ratio_to_remap": round(pro_ms / pro["remap_ms"], 2),
+        "chain_reuse": _reuse(),
         "per_op": rows,
         "pro_per_op": pro["rows"],
     }

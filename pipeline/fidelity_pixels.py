@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from pipeline.imageio import encode_jpeg
-from warps.field import WarpField
 
 #: JPEG codes 8 x 8 blocks (4:4:4, one block per MCU) on a grid anchored at the image origin.
 JPEG_BLOCK = 8

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +20,7 @@ import cv2
 import numpy as np
 
 from detectors.gates import inter_ocular
-from manifests.digests import sha256_hex
-from manifests.schema import QA_FIELDS, group_key, image_ext, pair_key
+from manifests.schema import QA_FIELDS, group_key, image_ext, member_sha_columns, pair_key
 from pipeline.imageio import encode_image, encode_jpeg, encode_map_png
 from pipeline.recipes import Edit, EditRejected
 from pipeline.regions import RegionMap
@@ -63,8 +61,9 @@ class PairContext:
 
 @dataclass(frozen=True, eq=False)
 class RenderedPair:
-    """One view: the webdataset sample (``__key__`` + suffix -> bytes), its pairs row and its
-    pair_ops rows."""
+    """One view: the webdataset sample (``__key__`` + suffix -> bytes), its pairs row (all but
+    the members' sha256 columns, which :func:`with_digests` adds from what the tar writer
+    hashed as it wrote) and its pair_ops rows."""
 
     sample: dict[str, Any]
     row: dict[str, Any]
@@ -216,7 +215,6 @@ def render_view(
         "regions.png": encode_map_png(pixels.regions),
         "strength.png": _uniform_map_png(pixels.mask.shape) if pixels.strength is None else encode_map_png(pixels.strength),
     }
-    digest = {suffix: sha256_hex(data) for suffix, data in members.items()}
     row = {
         "pair_id": key,
         "subset": context.subset,
@@ -242,13 +240,6 @@ def render_view(
         "height": transform.size[1],
         "seed": view_seed,
         "image_format": context.image_format,
-        "sha256_before": digest[f"before.{ext}"],
-        "sha256_after": digest[f"after.{ext}"],
-        "sha256_mask": digest["mask.png"],
-        "sha256_opmask": digest["opmask.png"],
-        "sha256_regions": digest["regions.png"],
-        "sha256_strength": digest["strength.png"],
-        "sha256_json": digest["json"],
         "region_bbox": bbox,
         "region_area_px": area,
         "face_iod_px": face_iod,
@@ -265,6 +256,12 @@ def render_view(
         for k, r in enumerate(edit.records)
     ]  # fmt: skip
     return RenderedPair({"__key__": key, **members}, row, op_rows)
+
+
+def with_digests(row: dict[str, Any], written: dict[str, str]) -> dict[str, Any]:
+    """``row`` with its sha256 columns (``member_sha_columns``) set from ``written`` (member
+    suffix -> sha256 hex, as ``ShardTarWriter.write`` returns it); KeyError if a member is missing."""
+    return {**row, **{column: written[suffix] for suffix, column in member_sha_columns(row["image_format"]).items()}}
 
 
 def _finite(value: Any) -> Any:

@@ -33,7 +33,6 @@ from manifests.schema import (
     REJECTS_SCHEMA,
     detections_part_path,
     marker_path,
-    member_sha_columns,
     pair_ops_part_path,
     pairs_part_path,
     rejects_part_path,
@@ -47,7 +46,7 @@ from pipeline.plan import Run, ShardTask
 from pipeline.recipes import Edit, EditRejected, Recipe, Target, recipe_for
 from pipeline.qa import PairMeasurer, plain_measures
 from pipeline.regions import RegionMap, region_counts, region_index, region_map
-from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view
+from pipeline.render import PairContext, max_displacement, render_view, sample_views, warp_view, with_digests
 from pipeline.seeding import derive_seed, split_of
 from pipeline.stage import Resources
 from pipeline.timeouts import WorkTimeout, time_limit
@@ -226,8 +225,7 @@ class _ShardWriter:
                                      plain_measures(view_measures))  # fmt: skip
                         continue
                 pair = render_view(edit, pixels, regions, view, view_seed, context, view_measures)
-                _check_row_digests(pair.row, tar.write(pair.sample))
-                self.rows.append(pair.row)
+                self.rows.append(with_digests(pair.row, tar.write(pair.sample)))
                 self.op_rows.extend(pair.op_rows)
 
     def _regions_of(self, edit: Edit) -> RegionMap:
@@ -331,10 +329,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, SourceChanged):
         return "changed_since_ingest"
     return "internal_error"
-
-
-def _check_row_digests(row: dict[str, Any], written: dict[str, str]) -> None:
-    """The pair row's sha256 columns must name the bytes the tar writer actually wrote."""
-    for suffix, column in member_sha_columns(row["image_format"]).items():
-        if row[column] != written.get(suffix):
-            raise ValueError(f"pair {row['key']}: {column} does not match the written member {suffix!r}")

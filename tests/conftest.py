@@ -7,15 +7,24 @@ import importlib.util
 import ipaddress
 import json
 import socket
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+import warps.chain
 from warps.landmarks import Landmarks
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def fresh_solve_caches(monkeypatch) -> None:
+    """Every test plans its ops from scratch: warps.chain keeps solved ops for the process."""
+    monkeypatch.setattr(warps.chain, "_SOLVED", OrderedDict())
+    monkeypatch.setattr(warps.chain, "_CLAMPS", {})
 
 
 def package_file(package: str, relative: str) -> Path:

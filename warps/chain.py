@@ -7,6 +7,8 @@ re-detected; all fields compose with ``then`` so the image is resampled once.
 from __future__ import annotations
 
 import functools
+import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,11 +20,18 @@ from warps.landmarks import Landmarks
 from warps.region import EditRegion, edit_region
 from warps.solve import DEFAULT_STEP, solve_backward
 
-#: Clamps already searched, (shape, spec, strength, settings, window, landmarks digest) ->
-#: (applied strength, reason) or a FoldError's message. The professional recipe plans the same
-#: op at the same strength on the same person in many combinations; a search costs up to 9 solves.
-_CLAMPS: dict[tuple, tuple[int, str] | str] = {}
+#: Ops already solved, keyed by (shape, spec, strength, settings, window, landmarks digest):
+#: the professional recipe plans the same op at the same strength on the same person first in
+#: many combinations (every chain (A, B) of the reference recipe with A first), and a solve,
+#: with its clamp search, costs 10-100 ms. :data:`SOLVED_CACHE_BYTES` bounds the kept fields
+#: (the oldest go first), each at most an eighth of it (face ops; a body op's field at 8K is
+#: tens of MB, and keeping such fields raised the median RSS of the 8K build by 0.27 GB); the
+#: clamps found (applied strength and reason, or a FoldError's message) are kept apart,
+#: :data:`CLAMP_CACHE_SIZE` of them, so a field not kept costs one solve, not a search.
+SOLVED_CACHE_BYTES = 64 << 20
 CLAMP_CACHE_SIZE = 4096
+_SOLVED: OrderedDict[tuple, tuple[WarpField, Anchors, int, str | None]] = OrderedDict()
+_CLAMPS: dict[tuple, tuple[int, str] | str] = {}
 
 
 class FoldError(ValueError):
@@ -216,36 +225,54 @@ def jacobian_violation(field: WarpField, settings: WarpSettings) -> str | None:
 def _solve_clamped(
     shape: tuple[int, int], spec: OpSpec, landmarks: Landmarks, strength: int, settings: WarpSettings, window: bool
 ) -> tuple[WarpField, Anchors, int, str | None]:
-    """(field, anchors, applied strength, clamp reason), clamping on Jacobian limits (see plan_chain).
-
-    A clamp found once for the same op, strength, landmarks, shape and settings is reused
-    (:data:`_CLAMPS`): one solve at the known strength, or the known FoldError.
-    """
+    """(field, anchors, applied strength, clamp reason), clamping on Jacobian limits (see
+    plan_chain); solved once per op, strength, landmarks, shape and settings (:data:`_SOLVED`)."""
     key = (shape, spec, strength, settings, window, landmarks.digest)
+    if key in _SOLVED:
+        _SOLVED.move_to_end(key)
+        return _SOLVED[key]
     known = _CLAMPS.get(key)
     if isinstance(known, str):
         raise FoldError(known)
     if known is not None:
         applied, reason = known
         field, anchors = solve_op(shape, spec, landmarks, applied, settings, window)
-        return field, anchors, applied, reason
-    field, anchors = solve_op(shape, spec, landmarks, strength, settings, window)
-    reason = jacobian_violation(field, settings)
-    if reason is None:
-        return field, anchors, strength, None
-    try:
-        field, anchors, applied = _clamp(shape, spec, landmarks, strength, settings, window, field)
-    except FoldError as exc:
-        _remember(key, str(exc))
-        raise
-    _remember(key, (applied, reason))
-    return field, anchors, applied, reason
+    else:
+        field, anchors = solve_op(shape, spec, landmarks, strength, settings, window)
+        applied, reason = strength, jacobian_violation(field, settings)
+        if reason is not None:
+            try:
+                field, anchors, applied = _clamp(shape, spec, landmarks, strength, settings, window, field)
+            except FoldError as exc:
+                _remember_clamp(key, str(exc))
+                raise
+            _remember_clamp(key, (applied, reason))
+    solved = (field, anchors, applied, reason)
+    _keep_solved(key, solved)
+    return solved
 
 
-def _remember(key: tuple, outcome: tuple[int, str] | str) -> None:
-    if len(_CLAMPS) >= CLAMP_CACHE_SIZE:
-        del _CLAMPS[next(iter(_CLAMPS))]  # the oldest
+def _remember_clamp(key: tuple, outcome: tuple[int, str] | str) -> None:
     _CLAMPS[key] = outcome
+    while len(_CLAMPS) > CLAMP_CACHE_SIZE:
+        del _CLAMPS[next(iter(_CLAMPS))]  # the oldest
+
+
+def _keep_solved(key: tuple, solved: tuple[WarpField, Anchors, int, str | None]) -> None:
+    """Keep ``solved`` (its maps made read-only) unless its field is over an eighth of the byte
+    budget, dropping the oldest beyond the budget."""
+    field = solved[0]
+    if _field_bytes(field) > SOLVED_CACHE_BYTES // 8:
+        return
+    field.map_x.setflags(write=False)
+    field.map_y.setflags(write=False)
+    _SOLVED[key] = solved
+    while sum(_field_bytes(kept[0]) for kept in _SOLVED.values()) > SOLVED_CACHE_BYTES:
+        _SOLVED.popitem(last=False)
+
+
+def _field_bytes(field: WarpField) -> int:
+    return field.map_x.nbytes + field.map_y.nbytes
 
 
 def _clamp(
@@ -272,10 +299,8 @@ def _clamp(
     width, stalled = bad, 0
     while bad - ok > 1:
         (s0, m0), (s1, m1) = tried[-2:]
-        if stalled < 2 and m0 != m1:
-            mid = min(max(int(np.floor(s1 - m1 * (s1 - s0) / (m1 - m0))), ok + 1), bad - 1)
-        else:
-            mid = (ok + bad) // 2
+        root = s1 - m1 * (s1 - s0) / (m1 - m0) if stalled < 2 and m0 != m1 else math.nan
+        mid = min(max(math.floor(root), ok + 1), bad - 1) if math.isfinite(root) else (ok + bad) // 2
         trial = solve_op(shape, spec, landmarks, sign * mid, settings, window)
         tried.append((mid, _margin(trial[0], settings)))
         if jacobian_violation(trial[0], settings) is None:

@@ -175,6 +175,27 @@ def test_clamping_is_recorded_when_an_op_would_pinch(astronaut, monkeypatch):
     assert jacobian_violation(over, tight) == "pinch"
 
 
+def test_an_op_solved_once_is_reused_until_the_byte_budget_drops_it(astronaut, monkeypatch):
+    """The same op, strength and landmarks again: no solve, the same read-only field (a clamp
+    included); over the byte budget the field is solved again, the clamp found is not searched."""
+    image, lm = astronaut
+    tight = WarpSettings(max_jacobian=1.3)
+    calls = [OpCall("eye_size", -100), OpCall("nose_length", 60)]
+    solved = []
+    monkeypatch.setattr(chain, "solve_op", lambda *a, **k: solved.append(a[3]) or solve_op(*a, **k))
+    first = plan_chain(image.shape[:2], lm, calls, settings=tight)
+    assert first.records[0].clamped and len(solved) >= 3
+    solved.clear()
+    again = plan_chain(image.shape[:2], lm, calls[:1], settings=tight)
+    assert solved == [] and again.op_fields[0] is first.op_fields[0] and not again.op_fields[0].map_x.flags.writeable
+    assert again.records[0].applied_strength == first.records[0].applied_strength
+    monkeypatch.setattr(chain, "SOLVED_CACHE_BYTES", 0)
+    chain._SOLVED.clear()
+    third = plan_chain(image.shape[:2], lm, calls[:1], settings=tight)
+    assert solved == [first.records[0].applied_strength] and len(chain._SOLVED) == 0
+    np.testing.assert_array_equal(third.op_fields[0].map_x, first.op_fields[0].map_x)
+
+
 def test_op_that_folds_at_strength_one_raises(astronaut, monkeypatch):
     image, lm = astronaut
     monkeypatch.setitem(CATALOG, "eye_size", dataclasses.replace(CATALOG["eye_size"], magnitude_neg=300.0))
