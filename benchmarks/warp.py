@@ -237,11 +237,12 @@ def _professional(scale: int, repeat: int) -> dict:
     return {"size": [w * scale, h * scale], "remap_ms": remap_ms, "rows": rows}
 
 
-def _reuse() -> dict:
+def _reuse(build_caches: tuple[int, int]) -> dict:
     """Every two-op chain of the 8 simulated ops at +-100 (each op first in several, as in the
     reference recipe's combinations) on the first sample face in its 1024^2 crop frame, planned
-    with the solve caches of ``warps.chain`` off and then on as the build runs them (starting
-    empty): seconds and MLS solves of ``plan_chain``."""
+    with the solve caches of ``warps.chain`` off and then on as the build runs them
+    (``build_caches``: its field bytes and clamp count; starting empty): seconds and MLS solves
+    of ``plan_chain``."""
     import itertools
     from collections import OrderedDict
 
@@ -254,18 +255,20 @@ def _reuse() -> dict:
               for sa, sb in itertools.product((100, -100), repeat=2)]  # fmt: skip
     solve_op = warps.chain.solve_op
     result: dict = {"chains": len(chains)}
-    for label, field_bytes, clamps in (("cold", 0, 0), ("cached", 64 << 20, 4096)):
-        solves = []
-        warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = field_bytes, clamps
-        warps.chain._SOLVED, warps.chain._CLAMPS = OrderedDict(), {}
-        warps.chain.solve_op = lambda *a, **k: solves.append(1) or solve_op(*a, **k)
-        start = time.perf_counter()
-        for calls in chains:
-            warps.chain.plan_chain((CROP, CROP), landmarks, calls, window=True)
-        result[f"{label}_s"] = round(time.perf_counter() - start, 2)
-        result[f"{label}_solves"] = len(solves)
-    warps.chain.solve_op = solve_op
-    warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = 0, 0
+    try:
+        for label, (field_bytes, clamps) in (("cold", (0, 0)), ("cached", build_caches)):
+            solves = []
+            warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = field_bytes, clamps
+            warps.chain._SOLVED, warps.chain._CLAMPS = OrderedDict(), {}
+            warps.chain.solve_op = lambda *a, **k: solves.append(1) or solve_op(*a, **k)
+            start = time.perf_counter()
+            for calls in chains:
+                warps.chain.plan_chain((CROP, CROP), landmarks, calls, window=True)
+            result[f"{label}_s"] = round(time.perf_counter() - start, 2)
+            result[f"{label}_solves"] = len(solves)
+    finally:
+        warps.chain.solve_op = solve_op
+        warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE = 0, 0
     return result
 
 
@@ -274,6 +277,7 @@ def run(repeat: int = 3, dense_cases: int = 16, pro_scale: int = 4, seed: int = 
 
     cv2.setNumThreads(1)
     # Every timed run solves its ops: the build's caches would answer the repeats from memory.
+    build_caches = (warps.chain.SOLVED_CACHE_BYTES, warps.chain.CLAMP_CACHE_SIZE)
     warps.chain.SOLVED_CACHE_BYTES = 0
     warps.chain.CLAMP_CACHE_SIZE = 0
     rng = np.random.default_rng(seed)
@@ -313,7 +317,7 @@ def run(repeat: int = 3, dense_cases: int = 16, pro_scale: int = 4, seed: int = 
         "pro_ms_per_op": round(pro_ms, 1),
         "pro_remap_ms": round(pro["remap_ms"], 1),
         "pro_ratio_to_remap": round(pro_ms / pro["remap_ms"], 2),
-        "chain_reuse": _reuse(),
+        "chain_reuse": _reuse(build_caches),
         "per_op": rows,
         "pro_per_op": pro["rows"],
     }
