@@ -23,12 +23,13 @@ from warps.solve import DEFAULT_STEP, solve_backward
 #: Ops already solved, keyed by (shape, spec, strength, settings, window, landmarks digest):
 #: the professional recipe plans the same op at the same strength on the same person first in
 #: many combinations (every chain (A, B) of the reference recipe with A first), and a solve,
-#: with its clamp search, costs 10-100 ms. :data:`SOLVED_CACHE_BYTES` bounds the kept fields
-#: (the oldest go first), each at most an eighth of it (face ops; a body op's field at 8K is
-#: tens of MB, and keeping such fields raised the median RSS of the 8K build by 0.27 GB); the
-#: clamps found (applied strength and reason, or a FoldError's message) are kept apart,
-#: :data:`CLAMP_CACHE_SIZE` of them, so a field not kept costs one solve, not a search.
-SOLVED_CACHE_BYTES = 64 << 20
+#: with its clamp search, costs 10-100 ms. Those chains come one after another, so a few fields
+#: suffice: :data:`SOLVED_CACHE_BYTES` bounds the kept fields (the oldest go first), each at
+#: most a quarter of it (face ops; a body op's field at 8K is tens of MB, and a 64 MB cache
+#: raised the 8K build's median RSS by 0.2-0.3 GB); the clamps found (applied strength and
+#: reason, or a FoldError's message) are kept apart, :data:`CLAMP_CACHE_SIZE` of them, so a
+#: field not kept costs one solve, not a search.
+SOLVED_CACHE_BYTES = 16 << 20
 CLAMP_CACHE_SIZE = 4096
 _SOLVED: OrderedDict[tuple, tuple[WarpField, Anchors, int, str | None]] = OrderedDict()
 _CLAMPS: dict[tuple, tuple[int, str] | str] = {}
@@ -259,10 +260,10 @@ def _remember_clamp(key: tuple, outcome: tuple[int, str] | str) -> None:
 
 
 def _keep_solved(key: tuple, solved: tuple[WarpField, Anchors, int, str | None]) -> None:
-    """Keep ``solved`` (its maps made read-only) unless its field is over an eighth of the byte
+    """Keep ``solved`` (its maps made read-only) unless its field is over a quarter of the byte
     budget, dropping the oldest beyond the budget."""
     field = solved[0]
-    if _field_bytes(field) > SOLVED_CACHE_BYTES // 8:
+    if _field_bytes(field) > SOLVED_CACHE_BYTES // 4:
         return
     field.map_x.setflags(write=False)
     field.map_y.setflags(write=False)
