@@ -6,11 +6,12 @@ Coordinates are pixel (x, y) float64 with pixel centres at integers.
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from manifests.digests import array_digest
 
 FACE_POINTS = 478
 POSE_POINTS = 33
@@ -89,11 +90,7 @@ class Landmarks:
     @functools.cached_property
     def digest(self) -> bytes:
         """16 bytes naming every array here (equal digests: equal landmarks), for caches."""
-        hashed = hashlib.blake2b(digest_size=16)
-        arrays = (self.face, self.pose, self.pose_visibility, self.person_box, self.outline, *self.hold)
-        for array in arrays:
-            hashed.update(b"-" if array is None else repr(array.shape).encode() + array.tobytes())
-        return hashed.digest()
+        return array_digest(self.face, self.pose, self.pose_visibility, self.person_box, self.outline, *self.hold)
 
     def mapped(self, fn: PointMap) -> Landmarks:
         """The same landmarks with every point passed through ``fn`` (polygons vertex by vertex).

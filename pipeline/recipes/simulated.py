@@ -19,13 +19,13 @@ The views are then re-crops of the base frame that keep the edit region in view.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 
 from detectors.gates import inter_ocular
 from detectors.records import PortraitDetections
+from manifests.digests import array_digest
 from pipeline.alignment import FaceAlignment, align_face
 from pipeline.framing import BaseFrame, FramingRejected, face_frame, photo_frame
 from pipeline.recipes import Edit, EditFamily, EditRejected, Target, TargetReject
@@ -154,7 +154,7 @@ class SimulatedRecipe:
         """The face's base frame, made once and kept (read-only) for the face's next edits: the
         same frame seed, photo size and landmarks give the same frame, and resizing it is about
         a seventh of an edit's cost (14 of 103 ms, profiled on the simulated sample photos)."""
-        key = hashlib.blake2b(repr((frame_seed, photo.shape)).encode() + face.tobytes(), digest_size=16).digest()
+        key = array_digest(frame_seed, photo.shape, face)
         if self._last_frame is None or self._last_frame[0] != key:
             self._last_frame = None  # release the previous frame before making the next
             frame = self._frame(photo, face, np.random.Generator(np.random.PCG64(frame_seed)))

@@ -28,6 +28,7 @@ from warps.chain import (
     solve_op,
 )
 from warps.field import WarpField
+from warps.landmarks import Landmarks
 
 FINE = WarpSettings(grid_step=4)
 ALL_OPS = sorted(CATALOG)
@@ -263,3 +264,15 @@ def test_sample_chain_parameters():
         StrengthSpec(0, 100)
     with pytest.raises(ValueError, match="unknown subset"):
         sample_chain(rng, "both")
+
+
+def test_landmarks_digest_names_every_array_and_its_place(astronaut):
+    """The solve cache's key: equal landmarks share it; a point moved by 1e-9 px or an added
+    hold polygon gives another."""
+    _, lm = astronaut
+    same = Landmarks(face=lm.face.copy())
+    assert Landmarks(face=lm.face).digest == same.digest
+    moved = lm.face.copy()
+    moved[10, 0] += 1e-9
+    assert Landmarks(face=moved).digest != same.digest
+    assert Landmarks(face=lm.face, hold=(lm.face[:3],)).digest != same.digest
