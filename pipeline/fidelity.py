@@ -361,7 +361,8 @@ def measure_view(
     view, a JPEG round trip per view)."""
     quad = roi_in_view(roi, matrix)
     return ViewQA(
-        align_err_px=align_err_px(base_before, base_after, view_before, view_after, matrix, region, flow=flow),
+        align_err_px=align_err_px(base_before, base_after, view_before, view_after, matrix, region, within=roi,
+                                  flow=flow),  # fmt: skip
         outside_change=outside_change(view_before, view_after, view_mask, quad, quality=jpeg_quality,
                                       noise=codec_noise),  # fmt: skip
     )

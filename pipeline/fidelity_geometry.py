@@ -35,6 +35,7 @@ def align_err_px(
     matrix: np.ndarray,
     region: np.ndarray,
     *,
+    within: tuple[int, int, int, int] | None = None,
     flow: cv2.DISOpticalFlow | None = None,
 ) -> float:
     """p99 misalignment (px, base frame) of one view against its base frame, over the edit region.
@@ -52,10 +53,12 @@ def align_err_px(
     history (their difference is the rounding of the box offset, about 0.01 px). The flow
     runs at 1 / :data:`ALIGN_DOWNSAMPLE` resolution (area means of both images alike).
     Scored: view pixels whose base position lies in ``region``. NaN when there are none.
-    ``flow``: a reusable DIS instance (default: a new ``PRESET_ULTRAFAST`` one).
+    ``within`` (x0, y0, x1, y1): a box outside which ``region`` is zero (an edit's field box),
+    so only it is searched for the region. ``flow``: a reusable DIS instance (default: a new
+    ``PRESET_ULTRAFAST`` one).
     """
     matrix = np.asarray(matrix, np.float64).reshape(2, 3)
-    box = _padded_box(region, ALIGN_PAD_PX)
+    box = _padded_box(region, ALIGN_PAD_PX, within)
     if box is None:
         return float("nan")
     vh, vw = view_after.shape[:2]
@@ -217,11 +220,16 @@ def track_points(before: np.ndarray, after: np.ndarray, points: np.ndarray) -> n
     return pts + moved
 
 
-def _padded_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
-    """Bounding box (ends exclusive) of the mask's non-zero pixels grown by ``pad``, clipped."""
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, np.uint8))
+def _padded_box(
+    mask: np.ndarray, pad: int, within: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int] | None:
+    """Bounding box (ends exclusive) of the mask's non-zero pixels grown by ``pad``, clipped;
+    only the part ``within`` (x0, y0, x1, y1; default all) is searched."""
+    ox, oy, ex, ey = within if within is not None else (0, 0, mask.shape[1], mask.shape[0])
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask[oy:ey, ox:ex], np.uint8))
     if w == 0:
         return None
+    x, y = x + ox, y + oy
     rows, cols = mask.shape
     return (max(0, x - pad), max(0, y - pad), min(cols, x + w + pad), min(rows, y + h + pad))
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from detectors.records import PortraitDetections
 from manifests.digests import array_digest
@@ -119,6 +120,10 @@ class ShardStage:
         if self.config.qa.enabled:
             self._measurer = PairMeasurer(self.config.qa, self.config.output.jpeg_quality)
             self._measurer.load()
+        # Last, once every native library is loaded: numpy's and scipy's OpenBLAS start a thread
+        # per core, and those spin (sched_yield) on other cores after each call, so a worker
+        # would take about 1.6 cores, crowding the workers beside it.
+        threadpool_limits(limits=1, user_api="blas")
 
     def process_batch(self, items: list[ShardTask]) -> list[ShardSummary]:
         return [self.run_shard(task) for task in items]

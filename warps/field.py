@@ -23,6 +23,8 @@ Kernel = Literal["lanczos4", "cubic", "linear"]
 KERNELS: dict[str, int] = {"lanczos4": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
 #: Rows of Jacobian determinants computed at once (float64 temporaries stay a few MB).
 JACOBIAN_ROWS = 256
+#: :meth:`WarpField.apply` resamples bands of this many rows, each only across its moving columns.
+REMAP_BAND_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,7 @@ class WarpField:
             return out
         r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         share = share[r0:r1, c0:c1]
-        moved = cv2.remap(
-            image, self.map_x[r0:r1, c0:c1], self.map_y[r0:r1, c0:c1], KERNELS[resampling.kernel],
-            borderMode=cv2.BORDER_REFLECT_101,
-        )  # fmt: skip
+        moved = self._remap_moving(image, share, (r0, c0), KERNELS[resampling.kernel])
         x0, y0 = self.roi[0] + c0, self.roi[1] + r0
         box = out[y0 : y0 + (r1 - r0), x0 : x0 + (c1 - c0)]
         # Share 1 (most moved pixels): the resampled value; share in (0, 1) (a thin band where
@@ -148,6 +147,27 @@ class WarpField:
             blended = np.clip(np.rint(blended), info.min, info.max)
         box[ys, xs] = blended.astype(image.dtype)
         return out
+
+    def _remap_moving(self, image: np.ndarray, share: np.ndarray, origin: tuple[int, int], kernel: int) -> np.ndarray:
+        """``cv2.remap`` of ``image`` through the maps on the box of ``share`` (at roi offset
+        ``origin`` (row, col)), computed only on the columns of each band of
+        :data:`REMAP_BAND_ROWS` rows where ``share`` is non-zero: elsewhere the result is
+        never read (left zero). remap computes each output pixel from its own map entry and
+        the whole source image, so the values equal one remap of the box."""
+        r0, c0 = origin
+        moved = np.zeros(share.shape + image.shape[2:], image.dtype)
+        for top in range(0, share.shape[0], REMAP_BAND_ROWS):
+            band = share[top : top + REMAP_BAND_ROWS]
+            cols = np.flatnonzero(band.any(axis=0))
+            if len(cols) == 0:
+                continue
+            a, b = cols[0], cols[-1] + 1
+            rows = slice(r0 + top, r0 + top + band.shape[0])
+            moved[top : top + band.shape[0], a:b] = cv2.remap(
+                image, self.map_x[rows, c0 + a : c0 + b], self.map_y[rows, c0 + a : c0 + b], kernel,
+                borderMode=cv2.BORDER_REFLECT_101,
+            )  # fmt: skip
+        return moved
 
     @functools.cached_property
     def _cached_displacement(self) -> tuple[np.ndarray, np.ndarray]:

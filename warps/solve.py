@@ -374,8 +374,18 @@ def _upsample(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, roi: Roi) -> np.
     ix, fx = _interval(xs, w)
     iy, fy = _interval(ys, h)
     g = grid.astype(np.float32)
-    rows = g[:, ix] * (1 - fx) + g[:, ix + 1] * fx  # (ny, w)
-    return rows[iy] * (1 - fy)[:, None] + rows[iy + 1] * fy[:, None]
+    # a * (1 - f) + b * f, in place: the same float32 roundings without roi-sized temporaries.
+    rows = g[:, ix]  # (ny, w)
+    rows *= 1 - fx
+    right = g[:, ix + 1]
+    right *= fx
+    rows += right
+    out = rows[iy]
+    out *= (1 - fy)[:, None]
+    below = rows[iy + 1]
+    below *= fy[:, None]
+    out += below
+    return out
 
 
 def _interval(nodes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

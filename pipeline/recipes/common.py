@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from detectors.records import PortraitDetections
@@ -21,19 +20,21 @@ MAX_CHAIN_OPS = 8
 
 @dataclass(frozen=True, eq=False)
 class Pasted:
-    """``after`` image, ``region`` mask (uint8 0/255) and per-op ``opmask`` (uint8 bits)."""
+    """``after`` image, ``region`` mask (uint8 0/255) with its ``bbox`` (x0, y0, x1, y1; ends
+    exclusive; all 0 when empty) and per-op ``opmask`` (uint8 bits)."""
 
     after: np.ndarray
     region: np.ndarray
+    bbox: tuple[int, int, int, int]
     opmask: np.ndarray
 
     def region_box(self, empty_detail: str) -> tuple[float, float, float, float]:
-        """(x0, y0, x1, y1), inclusive pixel bounds of the region (cv2.boundingRect: no list
-        of its pixels); EditRejected ``empty_region`` with ``empty_detail`` when it is empty."""
-        x, y, w, h = cv2.boundingRect(self.region)
-        if w == 0:
+        """(x0, y0, x1, y1), inclusive pixel bounds of the region; EditRejected
+        ``empty_region`` with ``empty_detail`` when it is empty."""
+        x0, y0, x1, y1 = self.bbox
+        if x1 <= x0:
             raise EditRejected("empty_region", empty_detail)
-        return float(x), float(y), float(x + w - 1), float(y + h - 1)
+        return float(x0), float(y0), float(x1 - 1), float(y1 - 1)
 
 
 def person_landmarks(detections: PortraitDetections, person_index: int) -> Landmarks:
@@ -72,13 +73,13 @@ def paste(before: np.ndarray, field: WarpField, op_fields: list[WarpField], warp
     if len(op_fields) > MAX_CHAIN_OPS:
         raise ValueError(f"a chain holds at most {MAX_CHAIN_OPS} ops, got {len(op_fields)}")
     after = field.apply(before, warp.resampling)
-    region = change_region(before, after, field, threshold_px=warp.region_threshold_px).mask
+    region = change_region(before, after, field, threshold_px=warp.region_threshold_px)
     opmask = np.zeros(before.shape[:2], np.uint8)
     for bit, op_field in enumerate(op_fields):
         moved = edit_region(op_field, threshold_px=warp.region_threshold_px)
         x0, y0, x1, y1 = moved.bbox
         opmask[y0:y1, x0:x1] |= np.where(moved.mask[y0:y1, x0:x1] > 0, np.uint8(1 << bit), np.uint8(0))
-    return Pasted(after, region, opmask)
+    return Pasted(after, region.mask, region.bbox, opmask)
 
 
 def strength_ramp(shape: tuple[int, int], box: tuple[float, float, float, float], rng: np.random.Generator,

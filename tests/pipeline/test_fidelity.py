@@ -149,6 +149,10 @@ def test_align_err_reads_true_views_of_smooth_high_resolution_photos_as_aligned(
         assert align_err_px(big, after, view_before, view_after, matrix, region) < 0.1, (angle, scale)
         shifted = align_err_px(big, after, view_before, _shifted(view_after, 1.0, 0.0), matrix, region)
         assert 0.8 / scale < shifted < 2.5 / scale, (angle, scale, shifted)  # 1 view px = 1 / scale base px; p99 tail
+        # The build says where the region can be (the field's box): the same value, searching only there.
+        within = align_err_px(big, after, view_before, _shifted(view_after, 1.0, 0.0), matrix, region,
+                              within=(150, 1300, 1500, 3500))  # fmt: skip
+        assert within == shifted, (angle, scale)
 
 
 # --- field summary ---------------------------------------------------------------------------
