@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ from pipeline.timeouts import WorkTimeout, time_limit
 
 #: ``stage`` of the reject rows a shard writes.
 SYNTHESIS_STAGE = "synthesis"
+#: Photos whose targets a worker keeps (each a few hundred KB with the reference recipe).
+TARGETS_KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class ShardStage:
         self._recipe: Recipe | None = None
         self._measurer: PairMeasurer | None = None
         self._versions: dict[str, str] = {}
+        self._targets: OrderedDict[tuple[str, int], list[Target]] = OrderedDict()
 
     def setup(self) -> None:
         import cv2
@@ -132,6 +136,7 @@ class ShardStage:
         if self._measurer is not None:
             self._measurer.close()
             self._measurer = None
+        self._targets.clear()
 
     def run_shard(self, task: ShardTask) -> ShardSummary:
         from manifests.schema import shard_name
@@ -145,7 +150,7 @@ class ShardStage:
             raise RuntimeError("ShardStage.run_shard called before setup()")
         start = time.perf_counter()
         self.store.delete(marker_path(task.subset, task.index))  # a marker never outlives a rewrite
-        writer = _ShardWriter(self.store, self.config, self._recipe, name, self._versions, self._measurer)
+        writer = _ShardWriter(self.store, self.config, self._recipe, name, self._versions, self._measurer, self._targets)
         with self.store.writer(shard_tar_path(task.subset, task.index)) as stream, ShardTarWriter(stream) as tar:
             for run in task.runs:
                 writer.write_run(tar, run)
@@ -173,8 +178,9 @@ class _ShardWriter:
     """Accumulates one shard's rows while its samples stream into the tar."""
 
     def __init__(self, store: Store, config: Any, recipe: Recipe, shard: str, versions: dict[str, str],
-                 measurer: PairMeasurer | None) -> None:  # fmt: skip
+                 measurer: PairMeasurer | None, targets: OrderedDict[tuple[str, int], list[Target]]) -> None:  # fmt: skip
         self.store = store
+        self.targets = targets
         self.measurer = measurer
         self.config = config
         self.recipe = recipe
@@ -311,7 +317,18 @@ class _ShardWriter:
         return self._photo[1]
 
     def _target(self, run: Run, detections: PortraitDetections) -> Target:
-        targets, _ = self.recipe.targets(run.source_id, detections)
+        """The run's person's target. A photo's targets (a pure function of its id, detections
+        and the config) are planned once per worker and kept for its next runs, up to
+        TARGETS_KEPT photos: a professional photo's take 120 ms (every body op tried on every
+        person), and its runs come back in many shards."""
+        key = (run.source_id, run.detections_part)
+        targets = self.targets.get(key)
+        if targets is None:
+            targets = self.targets[key] = self.recipe.targets(run.source_id, detections)[0]
+            if len(self.targets) > TARGETS_KEPT:
+                self.targets.popitem(last=False)
+        else:
+            self.targets.move_to_end(key)
         for target in targets:
             if target.person_index == run.person_index:
                 return target
