@@ -114,6 +114,7 @@ class ShardStage:
         self._measurer: PairMeasurer | None = None
         self._versions: dict[str, str] = {}
         self._targets: OrderedDict[tuple[str, int], list[Target]] = OrderedDict()
+        self._blas_limit: threadpool_limits | None = None
 
     def setup(self) -> None:
         import cv2
@@ -126,8 +127,8 @@ class ShardStage:
             self._measurer.load()
         # Last, once every native library is loaded: numpy's and scipy's OpenBLAS start a thread
         # per core, and those spin (sched_yield) on other cores after each call, so a worker
-        # would take about 1.6 cores, crowding the workers beside it.
-        threadpool_limits(limits=1, user_api="blas")
+        # would take about 1.6 cores, crowding the workers beside it. Undone by teardown.
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
 
     def process_batch(self, items: list[ShardTask]) -> list[ShardSummary]:
         return [self.run_shard(task) for task in items]
@@ -137,6 +138,9 @@ class ShardStage:
             self._measurer.close()
             self._measurer = None
         self._targets.clear()
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
 
     def run_shard(self, task: ShardTask) -> ShardSummary:
         from manifests.schema import shard_name

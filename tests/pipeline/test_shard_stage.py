@@ -61,6 +61,7 @@ def test_a_worker_runs_one_blas_thread_however_many_the_process_had(store: Store
             assert blas_threads() == {1}
         finally:
             stage.teardown()
+        assert max(blas_threads()) > 1  # teardown leaves the process as it found it
 
 
 def test_a_photo_s_targets_are_planned_once_per_worker(store: Store, detected: dict, monkeypatch) -> None:
@@ -74,11 +75,13 @@ def test_a_photo_s_targets_are_planned_once_per_worker(store: Store, detected: d
     monkeypatch.setattr(stage._recipe, "targets", counted)
     source_id = detected["astronaut"][2]
     runs = tuple(Run(source_id, ASTRONAUT, 0, 0, start, start + 1, 1) for start in range(3))
-    first = stage.run_shard(ShardTask("simulated", 0, runs[:2]))
-    second = stage.run_shard(ShardTask("simulated", 1, runs[2:]))
+    try:
+        first = stage.run_shard(ShardTask("simulated", 0, runs[:2]))
+        second = stage.run_shard(ShardTask("simulated", 1, runs[2:]))
+    finally:
+        stage.teardown()
     assert (first.pairs, second.pairs) == (2, 1)
     assert planned == [source_id]  # three runs in two shards, one plan
-    stage.teardown()
 
 
 def test_commit_then_skip(store: Store, detected: dict) -> None:
